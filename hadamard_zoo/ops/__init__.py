@@ -1,0 +1,28 @@
+"""Hadamard-critical ops, each with a ``keras.ops`` reference and per-backend fast paths.
+
+Every function here validates its inputs, then dispatches (see
+:mod:`hadamard_zoo.ops._dispatch`): the accelerated path of the active Keras
+backend when one is registered and applies, else the reference
+(``<name>_reference``), which defines the result.  Set
+``HADAMARD_ZOO_FUSION=off`` or use ``with hadamard_zoo.ops.fusion(False):`` to
+force the references.
+"""
+
+from hadamard_zoo.ops._dispatch import (
+    accelerated_impl,
+    fusion,
+    fusion_enabled,
+    registered_ops,
+)
+from hadamard_zoo.ops.activations import canonical_activation, get_activation
+from hadamard_zoo.ops.gating import glu, glu_reference, star, star_reference
+from hadamard_zoo.ops.polynomial import (
+    ccp,
+    ccp_reference,
+    ccp_step,
+    ccp_step_reference,
+    ncp,
+    ncp_reference,
+    ncp_step,
+    ncp_step_reference,
+)
