@@ -1,0 +1,153 @@
+"""Pretrained checkpoints: the manifest, hash verification and loading.
+
+``weights/manifest.json`` holds one entry per checkpoint::
+
+    {"name": "ncp_resnet_cifar_small.cifar10", "model": "ncp_resnet_cifar_small",
+     "default": true, "file": "ncp_resnet_cifar_small.cifar10.weights.h5",
+     "sha256": "...", "dataset": "CIFAR-10 (JPEG q75 copy)", "split": "test",
+     "metric": "top1", "value": 0.91, "params": 123, "train_command": "...",
+     "eval_command": "...", "backend": "jax", "date": "2026-11-27"}
+
+Nothing is ever downloaded: files are read from the ``weights/`` folder (or
+``HADAMARD_ZOO_WEIGHTS``), their sha256 is checked before loading, and a file
+whose variables do not fit the model is refused with a message that says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+WEIGHTS_DIR_ENV = "HADAMARD_ZOO_WEIGHTS"
+REQUIRED_KEYS = (
+    "name", "model", "file", "sha256", "dataset", "split", "metric", "value",
+    "params", "train_command", "eval_command", "backend", "date",
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the requested model."""
+
+
+def weights_dir() -> Path:
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def load_manifest(directory=None) -> list[dict]:
+    path = Path(directory or weights_dir()) / "manifest.json"
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    entries = data.get("checkpoints", data) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{path}: expected a list of checkpoint entries.")
+    for entry in entries:
+        missing = [k for k in REQUIRED_KEYS if k not in entry]
+        if missing:
+            raise CheckpointError(f"{path}: entry {entry.get('name', '?')!r} lacks key(s) {missing}.")
+    return entries
+
+
+def entries_for(model_name: str, directory=None) -> list[dict]:
+    return [e for e in load_manifest(directory) if e["model"] == model_name]
+
+
+def sha256_of(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve(model_name: str, spec, directory=None) -> tuple[Path, dict | None]:
+    """Turn ``pretrained=`` into ``(file path, manifest entry or None)``."""
+    directory = Path(directory or weights_dir())
+    entries = load_manifest(directory)
+    available = sorted(e["name"] for e in entries if e["model"] == model_name)
+    if spec is True:
+        mine = [e for e in entries if e["model"] == model_name]
+        if not mine:
+            everything = sorted(f"{e['name']} (model {e['model']})" for e in entries) or ["none yet"]
+            raise CheckpointError(
+                f"No pretrained checkpoint exists for {model_name!r}. Checkpoints that exist: "
+                f"{', '.join(everything)}. Build it with pretrained=False, or pass a .weights.h5 path."
+            )
+        entry = next((e for e in mine if e.get("default")), mine[0])
+        return directory / entry["file"], entry
+    if isinstance(spec, (str, os.PathLike)):
+        spec_str = str(spec)
+        by_name = {e["name"]: e for e in entries}
+        if spec_str in by_name:
+            entry = by_name[spec_str]
+            if entry["model"] != model_name:
+                raise CheckpointError(
+                    f"Checkpoint {spec_str!r} is for model {entry['model']!r}, not {model_name!r}. "
+                    f"Checkpoints for {model_name!r}: {available or 'none'}."
+                )
+            return directory / entry["file"], entry
+        if spec_str.endswith(".h5") or os.sep in spec_str or os.path.exists(spec_str):
+            path = Path(spec_str)
+            if not path.exists():
+                raise CheckpointError(f"Weights file {path} does not exist.")
+            return path, None
+        raise CheckpointError(
+            f"Unknown checkpoint {spec_str!r} for {model_name!r}; available: {available or 'none'} "
+            f"(or pass a path to a .weights.h5 file)."
+        )
+    raise CheckpointError(f"pretrained must be False, True, a checkpoint name or a file path; got {spec!r}.")
+
+
+def verify(path: Path, entry: dict | None) -> None:
+    if not Path(path).exists():
+        raise CheckpointError(
+            f"Checkpoint file {path} is missing. It ships in the repository's weights/ folder; "
+            f"set {WEIGHTS_DIR_ENV} if you keep the files elsewhere."
+        )
+    if entry is not None:
+        digest = sha256_of(path)
+        if digest != entry["sha256"]:
+            raise CheckpointError(
+                f"Checkpoint {path} is corrupt or was modified: sha256 {digest} does not match the "
+                f"manifest's {entry['sha256']} for {entry['name']!r}. Restore the file from the repository."
+            )
+
+
+def load_weights_checked(model, path) -> None:
+    """``model.load_weights`` that refuses, clearly, a file for another architecture."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as exc:
+        raise CheckpointError(f"{path} is not a readable HDF5 weights file: {exc}") from exc
+    try:
+        model.load_weights(str(path))
+    except Exception as exc:  # keras raises ValueError with layer-level detail
+        raise CheckpointError(
+            f"Checkpoint {path} does not fit model {model.name!r} (its variables differ in number "
+            f"or shape from the model's: was it saved from another architecture or other "
+            f"num_classes/input settings?). Keras said: {exc}"
+        ) from exc
+
+
+def load_pretrained(model, model_name: str, spec, directory=None):
+    path, entry = resolve(model_name, spec, directory)
+    verify(path, entry)
+    if entry is not None and "params" in entry and entry["params"] != model.count_params():
+        raise CheckpointError(
+            f"Checkpoint {entry['name']!r} holds a model with {entry['params']:,} parameters but the "
+            f"model built has {model.count_params():,}: build it with the checkpoint's settings "
+            f"(e.g. num_classes, include_top) to load these weights."
+        )
+    load_weights_checked(model, path)
+    return model
