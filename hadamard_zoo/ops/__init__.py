@@ -26,3 +26,9 @@ from hadamard_zoo.ops.polynomial import (
     ncp_step,
     ncp_step_reference,
 )
+from hadamard_zoo.ops.attention import (
+    causal_linear_attention,
+    causal_linear_attention_reference,
+    linear_attention_step,
+    linear_attention_step_reference,
+)

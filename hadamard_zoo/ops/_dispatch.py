@@ -73,12 +73,21 @@ def accelerated_impl(op_name: str, backend: str | None = None):
     return _REGISTRY.get((op_name, backend))
 
 
+def _materialize(x):
+    """Keras variables -> their (autocast) value, so backend code sees plain tensors."""
+    if isinstance(x, keras.Variable):
+        return x.value
+    if isinstance(x, (list, tuple)):
+        return type(x)(_materialize(v) for v in x)
+    return x
+
+
 def dispatch(op_name: str, reference: Callable, *args, **kwargs):
     """Run the accelerated ``op_name`` if it applies, else ``reference``."""
     if fusion_enabled():
         impl = accelerated_impl(op_name)
         if impl is not None:
-            result = impl(*args, **kwargs)
+            result = impl(*[_materialize(a) for a in args], **{k: _materialize(v) for k, v in kwargs.items()})
             if result is not NotImplemented:
                 return result
     return reference(*args, **kwargs)
