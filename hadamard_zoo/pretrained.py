@@ -151,3 +151,67 @@ def load_pretrained(model, model_name: str, spec, directory=None):
         )
     load_weights_checked(model, path)
     return model
+
+
+def save_float16_copy(src, dst) -> None:
+    """Copy a Keras ``.weights.h5`` file storing every float32 array as float16.
+
+    Keras casts on load, so the copy loads into float32 models on any backend;
+    use it where the metric does not move (check with ``hadamard-zoo eval``).
+    """
+    import h5py
+    import numpy as np
+
+    with h5py.File(src, "r") as fi, h5py.File(dst, "w") as fo:
+        for key, value in fi.attrs.items():
+            fo.attrs[key] = value
+
+        def copy(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                data = obj[()]
+                if getattr(data, "dtype", None) == np.float32:
+                    data = data.astype(np.float16)
+                fo.create_dataset(name, data=data)
+                target = fo[name]
+            else:
+                target = fo.require_group(name)
+            for key, value in obj.attrs.items():
+                target.attrs[key] = value
+
+        fi.visititems(copy)
+
+
+def publish(run_dir, directory=None, float16=True, **extra) -> dict:
+    """Add a finished training run to ``weights/``: copy its final weights
+    (float16 by default), hash them and write its entry into the manifest,
+    replacing an entry of the same name.  ``extra`` adds or overrides fields
+    (e.g. ``device=...``, ``notes=...``).  Returns the entry.
+    """
+    run_dir = Path(run_dir)
+    directory = Path(directory or weights_dir())
+    results = json.loads((run_dir / "results.json").read_text())
+    entry = dict(results["manifest_entry"])
+    src = Path(results.get("final_weights") or run_dir / "final.weights.h5")
+    if not src.exists():
+        src = run_dir / "final.weights.h5"
+    dst = directory / entry["file"]
+    directory.mkdir(parents=True, exist_ok=True)
+    if float16:
+        save_float16_copy(src, dst)
+        entry["storage_dtype"] = "float16"
+    else:
+        import shutil
+
+        shutil.copyfile(src, dst)
+        entry["storage_dtype"] = "float32"
+    entry["sha256"] = sha256_of(dst)
+    entry.update(extra)
+    manifest_path = directory / "manifest.json"
+    entries = [e for e in load_manifest(directory) if e["name"] != entry["name"]]
+    if entry.get("default"):
+        for e in entries:
+            if e["model"] == entry["model"]:
+                e["default"] = False
+    entries.append(entry)
+    manifest_path.write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
+    return entry

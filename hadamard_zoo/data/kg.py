@@ -19,15 +19,15 @@ Names are NFKC-normalized and stripped, as the reference code reads them.
 >>> ds.train.shape, ds.num_entities, ds.num_relations
 ((86835, 3), 40943, 11)
 
-The decoded id arrays are cached as ``.npz`` (keyed by the sha256 of the source
-files) under ``cache_dir``, else ``$HADAMARD_ZOO_CACHE``, else ``<repo>/.cache``
-(git-ignored), else ``~/.cache/hadamard_zoo``.  Nothing is ever downloaded.
+Data and cache locations follow :mod:`hadamard_zoo.data._common`: ``data_dir``
+argument, else ``$HADAMARD_ZOO_DATA``, else ``<repo>/../shared/datasets``; the
+decoded id arrays are cached as ``.npz`` under ``cache_dir``, else
+``$HADAMARD_ZOO_CACHE``, else ``~/.cache/hadamard_zoo`` (``cache_dir=False``
+turns it off).  Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tarfile
 import unicodedata
 from dataclasses import dataclass, field
@@ -35,12 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR_ENV = "HADAMARD_ZOO_DATA"
-CACHE_DIR_ENV = "HADAMARD_ZOO_CACHE"
-_CACHE_FORMAT = 1
-SPLITS = ("train", "valid", "test")
+from hadamard_zoo.data import _common
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+SPLITS = ("train", "valid", "test")
+_CACHE_FORMAT = 1
 
 # name -> (file or folder under kg/, format, expected counts, where it comes from)
 # counts: (train, valid, test, entities, relations); entities/relations over all splits.
@@ -65,8 +63,12 @@ _KNOWN = {
 _ALIASES = {k.lower().replace("-", "").replace("_", ""): k for k in _KNOWN}
 
 
-class KGDataError(ValueError):
-    """A KG dataset is missing, malformed, or does not have the expected counts."""
+class KGDataError(_common.DatasetError):
+    """A KG dataset file is malformed or does not have the standard counts.
+
+    A missing file raises :class:`hadamard_zoo.data._common.DatasetNotFoundError`
+    (a ``FileNotFoundError``) naming the paths tried and where the file comes from.
+    """
 
 
 @dataclass
@@ -131,28 +133,10 @@ class KGDataset:
 
 
 # ------------------------------------------------------------------ locations
-def default_data_dir() -> Path:
-    """``$HADAMARD_ZOO_DATA``, else ``../shared/datasets`` relative to the repository root."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env)
-    return _REPO_ROOT.parent / "shared" / "datasets"
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env)
-    repo_cache = _REPO_ROOT / ".cache"
-    if (_REPO_ROOT / "pyproject.toml").exists() and os.access(_REPO_ROOT, os.W_OK):
-        return repo_cache
-    return Path.home() / ".cache" / "hadamard_zoo"
-
-
 def canonical_name(name: str) -> str:
     key = str(name).lower().replace("-", "").replace("_", "")
     if key not in _ALIASES:
-        raise KGDataError(
+        raise ValueError(
             f"Unknown KG dataset {name!r}; known: {sorted(_KNOWN)}. For other data use "
             f"read_triples_tarball(path) or read_triples_folder(path)."
         )
@@ -164,21 +148,17 @@ def known_datasets() -> list[str]:
 
 
 def dataset_path(name: str, data_dir=None) -> Path:
-    """Where ``name`` is read from: ``<data_dir>/kg/<file>`` (or ``<data_dir>/<file>``)."""
+    """Where ``name`` is read from: ``<data dir>/kg/<file>`` (or ``<data dir>/<file>``)."""
     name = canonical_name(name)
     filename, fmt, _, origin = _KNOWN[name]
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    candidates = [root / "kg" / filename, root / filename]
-    for path in candidates:
-        if (fmt == "tarball" and path.is_file()) or (fmt == "folder" and path.is_dir()):
-            return path
-    how = "argument data_dir" if data_dir is not None else (
-        f"${DATA_DIR_ENV}" if os.environ.get(DATA_DIR_ENV) else "the default ../shared/datasets")
-    raise KGDataError(
-        f"{name}: {filename} not found; looked for {candidates[0]} and {candidates[1]} "
-        f"(data directory from {how}). It comes from {origin}. Put it at {candidates[0]}, or pass "
-        f"data_dir= / set {DATA_DIR_ENV} to the folder that holds kg/{filename}. Nothing is downloaded."
-    )
+    tried = []
+    for root in _common.data_dirs(data_dir):
+        for path in (root / "kg" / filename, root / filename):
+            tried.append(path)
+            if (fmt == "tarball" and path.is_file()) or (fmt == "folder" and path.is_dir()):
+                return path
+    what = f"{name} ({filename}{'' if fmt == 'tarball' else '/ with entities.dict, relations.dict, train/valid/test.txt'})"
+    raise _common.missing(what, tried, f"it is {origin}; put it under <data dir>/kg/.")
 
 
 # ------------------------------------------------------------------ parsing
@@ -299,41 +279,27 @@ def read_triples_folder(path, name: str | None = None) -> KGDataset:
 
 
 # ------------------------------------------------------------------ cache
-def _fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    for f in files:
-        h.update(f.name.encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:20]
+def _source_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
 
 
-def _save_cache(ds: KGDataset, file: Path):
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp.npz")
+def _to_cache(ds: KGDataset) -> dict:
     regions = ds.regions if ds.regions is not None else np.zeros((0,), np.int64)
-    np.savez(
-        tmp, format=np.int64(_CACHE_FORMAT), train=ds.train, valid=ds.valid, test=ds.test,
+    return dict(
+        kg_format=np.int64(_CACHE_FORMAT), train=ds.train, valid=ds.valid, test=ds.test,
         entities=np.asarray(ds.entities, dtype=str), relations=np.asarray(ds.relations, dtype=str),
         regions=regions, has_regions=np.bool_(ds.regions is not None),
     )
-    os.replace(tmp, file)
 
 
-def _load_cache(file: Path, name: str, source: str) -> KGDataset | None:
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            if int(z["format"]) != _CACHE_FORMAT:
-                return None
-            return KGDataset(
-                name=name, entities=z["entities"].tolist(), relations=z["relations"].tolist(),
-                train=z["train"], valid=z["valid"], test=z["test"],
-                regions=z["regions"] if bool(z["has_regions"]) else None, source=source,
-            )
-    except Exception:  # a corrupt or foreign cache file is rebuilt
+def _from_cache(z: dict | None, name: str, source: str) -> KGDataset | None:
+    if z is None or int(z.get("kg_format", -1)) != _CACHE_FORMAT:
         return None
+    return KGDataset(
+        name=name, entities=z["entities"].tolist(), relations=z["relations"].tolist(),
+        train=z["train"], valid=z["valid"], test=z["test"],
+        regions=z["regions"] if bool(z["has_regions"]) else None, source=source,
+    )
 
 
 # ------------------------------------------------------------------ public loader
@@ -357,28 +323,19 @@ def load_kg(name: str, data_dir=None, cache_dir=None, verify: bool = True) -> KG
     Args:
         name: one of :func:`known_datasets` (``"FB15k-237"``, ``"WN18RR"``,
             ``"countries_S1"``...; case, ``-`` and ``_`` are ignored).
-        data_dir: the datasets folder holding ``kg/``; default ``$HADAMARD_ZOO_DATA``,
-            else ``../shared/datasets`` next to the repository.
+        data_dir: the datasets folder holding ``kg/`` (or the files themselves);
+            default ``$HADAMARD_ZOO_DATA``, else ``../shared/datasets`` next to the repository.
         cache_dir: where decoded arrays are cached; None for the default, False for no cache.
         verify: check the split sizes, entity and relation counts against the standard release.
     """
     name = canonical_name(name)
     path = dataset_path(name, data_dir)
     fmt = _KNOWN[name][1]
-    ds = None
-    cache_file = None
-    if cache_dir is not False:
-        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        cache_file = root / "kg" / f"{name}-{_fingerprint(path)}.npz"
-        if cache_file.is_file():
-            ds = _load_cache(cache_file, name, str(path))
+    cache_file = _common.cache_path(cache_dir, f"kg-{name}", "all", _source_files(path))
+    ds = _from_cache(_common.cache_load(cache_file), name, str(path))
     if ds is None:
         ds = read_triples_tarball(path, name) if fmt == "tarball" else read_triples_folder(path, name)
-        if cache_file is not None:
-            try:
-                _save_cache(ds, cache_file)
-            except OSError:
-                pass  # a read-only cache location only costs speed
+        _common.cache_save(cache_file, **_to_cache(ds))
     if verify:
         verify_counts(ds)
     return ds

@@ -18,9 +18,8 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
-
-# Deferred: hadamard_zoo.layers.depthwise is a sibling module.
 from hadamard_zoo.layers.depthwise import HadamardDepthwiseConv2D
+from hadamard_zoo.layers.monet import DropPath
 
 
 def _positive_int(name, value):
@@ -196,9 +195,10 @@ class StarBlock(keras.layers.Layer):
         kernel_size: of the two depthwise convolutions (7 as published).
         epsilon, momentum, kernel_initializer: as in :class:`StarConvBN`.
 
-    Sub-layers (names match the reference's modules): ``dwconv`` and ``g``
-    (:class:`StarConvBN`), ``f1``, ``f2`` (``Conv2D`` 1x1), ``dwconv2``
-    (``HadamardDepthwiseConv2D``).
+    Sub-layers (names match the reference's modules): ``dwconv``, ``g`` and
+    ``dwconv2`` (:class:`StarConvBN`; the depthwise ones run
+    ``HadamardDepthwiseConv2D``, ``dwconv2`` without BN), ``f1``, ``f2``
+    (``Conv2D`` 1x1), ``drop_path`` (:class:`~hadamard_zoo.layers.DropPath`).
     """
 
     def __init__(
@@ -244,7 +244,7 @@ class StarBlock(keras.layers.Layer):
         self.dwconv2 = StarConvBN(
             dim, kernel_size, depthwise=True, use_bn=False, kernel_initializer=init, name="dwconv2", **common
         )
-        self.seed_generator = keras.random.SeedGenerator(seed) if self.drop_path > 0 else None
+        self.drop = DropPath(self.drop_path, seed=seed, name="drop_path", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -260,21 +260,13 @@ class StarBlock(keras.layers.Layer):
         self.f2.build(input_shape)
         self.g.build(hidden_shape)
         self.dwconv2.build(input_shape)
-
-    def _drop_path(self, x, training):
-        if not training or self.drop_path == 0.0:
-            return x
-        keep = 1.0 - self.drop_path
-        batch = ops.shape(x)[0]
-        noise = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator, dtype=x.dtype)
-        mask = ops.floor(ops.add(noise, ops.cast(keep, x.dtype)))
-        return ops.multiply(x, ops.divide(mask, ops.cast(keep, x.dtype)))
+        self.drop.build(input_shape)
 
     def call(self, inputs, training=None):
         u = self.dwconv(inputs, training=training)
         v = hops.star(self.f1(u), self.f2(u), activation=self.activation)
         w = self.dwconv2(self.g(v, training=training))
-        return ops.add(inputs, self._drop_path(w, training))
+        return ops.add(inputs, self.drop(w, training=training))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

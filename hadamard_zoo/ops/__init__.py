@@ -32,3 +32,18 @@ from hadamard_zoo.ops.attention import (
     linear_attention_step,
     linear_attention_step_reference,
 )
+from hadamard_zoo.ops.mu import (
+    mu_product,
+    mu_product_reference,
+    spatial_shift,
+    spatial_shift_reference,
+)
+from hadamard_zoo.ops.depthwise import depthwise_conv2d, depthwise_conv2d_reference
+from hadamard_zoo.ops.rotate import (
+    rotate_distance,
+    rotate_distance_reference,
+    rotate_score_all,
+    rotate_score_all_reference,
+)
+from hadamard_zoo.ops.cope import cope_fusion, cope_fusion_reference
+from hadamard_zoo.ops.poly_sa import poly_sa, poly_sa_reference

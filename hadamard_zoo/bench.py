@@ -1,0 +1,583 @@
+"""Benchmarks: reference vs dispatched ops (time and peak memory), per backend.
+
+    python -m hadamard_zoo.bench ops [--backend-all] [--quick] [--only a,b] [--no-memory]
+    python -m hadamard_zoo.bench models ...      (see hadamard_zoo.bench_models)
+
+``ops``: every public op ``foo`` of :mod:`hadamard_zoo.ops` that has a
+``foo_reference`` and an input builder below (ops without a builder are listed
+as skipped, so the table works while ops are being added) is timed twice at a
+memory-bound size: with fusion off (the ``keras.ops`` reference) and on (the
+dispatched accelerated path), forward and forward+backward (gradient of
+``sum(output)`` wrt every floating input).
+
+Modes (the ``mode`` column):
+
+* ``eager``: the op called directly.  The reference is then a chain of separate
+  ``keras.ops`` calls (op-by-op on JAX, eager TF, eager torch); the dispatched
+  path is whatever the op registered (jitted on JAX, XLA/plain on TF, ATen on torch).
+* ``jit`` (JAX only): both wrapped in ``jax.jit`` (the reference compiled by XLA
+  as a whole), as inside Keras' jitted train step.
+
+Timing: one warm-up call (compilation), then the median of ``--repeats`` calls
+(3 when a call takes over a second), reference and dispatched interleaved so
+background load hits both alike.  ``speedup = reference / dispatched``.  Both
+wall-clock time and process CPU time (all threads, ``time.process_time``) are
+reported: on a shared machine the CPU time is the steadier measure of work
+(but it also counts a second thread's time, so a well-parallelized path can
+show a smaller CPU speedup than wall speedup on an idle machine).  The CPU
+time is a mean (the clock of this VM ticks in ~8 ms steps), the wall time a median.
+
+Peak memory: measured in a separate worker process per backend, started with
+``MALLOC_MMAP_THRESHOLD_=65536`` so that every large buffer is ``mmap``-ed and
+returned to the OS when freed; for each measurement the kernel's high-water
+mark is reset (``/proc/self/clear_refs``), the call runs once (after its
+warm-up), and ``peak = VmHWM - VmRSS before the call`` (output included,
+inputs excluded).  The same RSS method on every backend (no backend exposes
+CPU allocator statistics uniformly).
+
+Each backend runs in its own process (``KERAS_BACKEND`` must be set before
+Keras is imported); ``--backend-all`` spawns one per backend and prints all tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+# ------------------------------------------------------------------ input builders
+# Each builder(quick, rng) returns a list of cases:
+#   (label, fn(*tensors) -> tensor, [numpy arrays], differentiable flags, passes)
+# ``passes``: ("fwd", "fwd+bwd") or ("fwd",).
+BOTH = ("fwd", "fwd+bwd")
+FWD = ("fwd",)
+
+
+def _normal(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape, dtype="float32") * scale).astype("float32")
+
+
+def _star(h, quick, rng):
+    shape = (2, 1024, 1024) if quick else (8, 1024, 1024)
+    return [(f"{_fmt(shape)}", lambda a, b: h.star(a, b), [_normal(rng, shape, 3), _normal(rng, shape)], None, BOTH)]
+
+
+def _glu(h, quick, rng):
+    shape = (2, 1024, 1024) if quick else (8, 1024, 1024)
+    return [
+        (f"{_fmt(shape)} sigmoid", lambda a, b: h.glu(a, b), [_normal(rng, shape), _normal(rng, shape)], None, BOTH),
+        (f"{_fmt(shape)} swish", lambda a, b: h.glu(a, b, "swish"), [_normal(rng, shape), _normal(rng, shape)], None, BOTH),
+    ]
+
+
+def _ccp_step(h, quick, rng):
+    shape = (2048, 1024) if quick else (8192, 1024)
+    return [(_fmt(shape), lambda u, x: h.ccp_step(u, x), [_normal(rng, shape), _normal(rng, shape)], None, BOTH)]
+
+
+def _ncp_step(h, quick, rng):
+    b, k = (2048, 512) if quick else (8192, 512)
+    arrays = [_normal(rng, (b, k)), _normal(rng, (b, k)), _normal(rng, (k, k), 0.05), _normal(rng, (k,))]
+    return [(f"batch {b} x width {k}", lambda a, x, w, c: h.ncp_step(a, x, w, c), arrays, None, BOTH)]
+
+
+def _ccp(h, quick, rng):
+    b, d, k, n = (2048, 256, 512, 3) if quick else (8192, 256, 512, 3)
+    arrays = [_normal(rng, (b, d)), _normal(rng, (n, d, k), 0.05), _normal(rng, (n, k))]
+    return [(f"z {b}x{d}, degree {n}, width {k}", lambda z, w, c: h.ccp(z, w, c), arrays, None, BOTH)]
+
+
+def _ncp(h, quick, rng):
+    b, d, k, n = (2048, 256, 512, 3) if quick else (8192, 256, 512, 3)
+    arrays = [
+        _normal(rng, (b, d)),
+        _normal(rng, (n, d, k), 0.05),
+        _normal(rng, (n, k)),
+        _normal(rng, (n - 1, k, k), 0.05),
+        _normal(rng, (n - 1, k)),
+    ]
+    return [(f"z {b}x{d}, degree {n}, width {k}", lambda z, a, ab, s, sb: h.ncp(z, a, ab, s, sb), arrays, None, BOTH)]
+
+
+def _mu_product(h, quick, rng):
+    shape = (2, 56, 56, 320) if quick else (8, 56, 56, 320)
+    c = shape[-1]
+    arrays = [_normal(rng, shape), _normal(rng, shape), _normal(rng, (c,)), _normal(rng, (c,)), _normal(rng, (c,)), _normal(rng, (c,))]
+    return [
+        (
+            f"{_fmt(shape)} + LN affine",
+            lambda u, v, gu, bu, gv, bv: h.mu_product(u, v, 1.0, gu, bu, gv, bv),
+            arrays,
+            None,
+            BOTH,
+        )
+    ]
+
+
+def _spatial_shift(h, quick, rng):
+    shape = (2, 56, 56, 320) if quick else (8, 56, 56, 320)
+    return [(_fmt(shape), lambda x: h.spatial_shift(x), [_normal(rng, shape)], None, BOTH)]
+
+
+def _cope_fusion(h, quick, rng):
+    b, k = (2048, 512) if quick else (8192, 512)
+    arrays = [_normal(rng, (b, k)), _normal(rng, (b, k)), _normal(rng, (b, k)), _normal(rng, (k, k), 0.05), _normal(rng, (k,))]
+    return [
+        (
+            f"2 vars, batch {b} x width {k}",
+            lambda p1, p2, y, w, c: h.cope_fusion([p1, p2], y, w, c),
+            arrays,
+            None,
+            BOTH,
+        )
+    ]
+
+
+def _poly_sa(h, quick, rng):
+    b, n, c = (2, 1024, 256) if quick else (8, 1024, 256)
+    arrays = [_normal(rng, (b, n, c)), *(_normal(rng, (c, c), 0.05) for _ in range(3)), _normal(rng, (1,)), _normal(rng, (1,))]
+    return [(f"{b}x{n} tokens, C {c}", lambda z, w1, w2, w3, a, be: h.poly_sa(z, w1, w2, w3, a, be), arrays, None, BOTH)]
+
+
+def _causal_linear_attention(h, quick, rng):
+    b, d = 4, 64
+    cases = []
+    main_t = 2048 if quick else 4096
+    sweep = (1024,) if quick else (1024, 2048, 8192)
+    for t in sorted((main_t,) + sweep):
+        arrays = [_normal(rng, (b, t, d), 0.125), _normal(rng, (b, t, d), 0.125), _normal(rng, (b, t, d))]
+        cases.append(
+            (
+                f"B {b}, T {t}, D {d}",
+                lambda q, k, v: h.causal_linear_attention(q, k, v),
+                arrays,
+                None,
+                BOTH if t == main_t else FWD,
+            )
+        )
+    return cases
+
+
+def _depthwise_conv2d(h, quick, rng):
+    cases = []
+    for shape in ((8, 56, 56, 96), (8, 14, 14, 384)):
+        if quick:
+            shape = (2,) + shape[1:]
+        c = shape[-1]
+        arrays = [_normal(rng, shape), _normal(rng, (7, 7, c, 1), 0.1), _normal(rng, (c,))]
+        cases.append((f"{_fmt(shape)}, 7x7", lambda x, w, bb: h.depthwise_conv2d(x, w, bb), arrays, None, BOTH))
+    return cases
+
+
+def _rotate_distance(h, quick, rng):
+    b, n, k = (128, 64, 250) if quick else (512, 64, 250)
+    arrays = [_normal(rng, (b, 1, 2 * k), 0.05), _normal(rng, (b, 1, k), 2.0), _normal(rng, (b, n, 2 * k), 0.05)]
+    return [(f"{b} x {n} negatives, dim {2 * k}", lambda x, p, t: h.rotate_distance(x, p, t), arrays, None, BOTH)]
+
+
+def _rotate_score_all(h, quick, rng):
+    b, e, k = (16, 8192, 250) if quick else (16, 40943, 250)
+    arrays = [_normal(rng, (b, 2 * k), 0.05), _normal(rng, (b, k), 2.0), _normal(rng, (e, 2 * k), 0.05)]
+    return [(f"B {b} vs {e} entities, dim {2 * k}", lambda x, p, t: h.rotate_score_all(x, p, t), arrays, None, BOTH)]
+
+
+BUILDERS = {
+    "star": _star,
+    "glu": _glu,
+    "ccp_step": _ccp_step,
+    "ncp_step": _ncp_step,
+    "ccp": _ccp,
+    "ncp": _ncp,
+    "mu_product": _mu_product,
+    "spatial_shift": _spatial_shift,
+    "cope_fusion": _cope_fusion,
+    "poly_sa": _poly_sa,
+    "causal_linear_attention": _causal_linear_attention,
+    "depthwise_conv2d": _depthwise_conv2d,
+    "rotate_distance": _rotate_distance,
+    "rotate_score_all": _rotate_score_all,
+}
+
+
+def _fmt(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def discover_ops():
+    """Public ops of hadamard_zoo.ops: every ``foo`` with a ``foo_reference``."""
+    import hadamard_zoo.ops as hops
+
+    names = []
+    for name in sorted(dir(hops)):
+        if name.startswith("_") or name.endswith("_reference"):
+            continue
+        if callable(getattr(hops, name)) and callable(getattr(hops, name + "_reference", None)):
+            names.append(name)
+    return names
+
+
+# ------------------------------------------------------------------ backend glue
+def _backend():
+    import keras
+
+    return keras.config.backend()
+
+
+def _to_backend(arrays):
+    from keras import ops
+
+    return [ops.convert_to_tensor(a) for a in arrays]
+
+
+def _block(x):
+    if _backend() == "jax":
+        import jax
+
+        jax.block_until_ready(x)
+    return x
+
+
+def _cotangent(fn, tensors):
+    """A fixed random cotangent shaped like the op's output (so no pass sees a constant)."""
+    import numpy as np
+    from keras import ops
+
+    import hadamard_zoo.ops as hops
+
+    with hops.fusion(True):
+        shape = tuple(fn(*tensors).shape)
+    return ops.convert_to_tensor(np.random.default_rng(1).standard_normal(shape, dtype="float32"))
+
+
+def _make_callable(fn, tensors, fused, grad, jit, cot=None):
+    """A no-argument callable running the op (and its gradient) with fusion on/off.
+
+    The backward pass is the gradient of ``sum(op(...) * cot)`` wrt every
+    floating input, ``cot`` a fixed random tensor (a vector-Jacobian product).
+    """
+    import hadamard_zoo.ops as hops
+
+    backend = _backend()
+    diff = [i for i, t in enumerate(tensors) if "float" in str(t.dtype)]
+    if grad and cot is None:
+        cot = _cotangent(fn, tensors)
+
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        if grad:
+
+            def run(c, *ts):
+                def loss(*d):
+                    full = list(ts)
+                    for i, v in zip(diff, d):
+                        full[i] = v
+                    return jnp.sum(fn(*full).astype(jnp.float32) * c)
+
+                with hops.fusion(fused):
+                    return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*[ts[i] for i in diff])
+
+        else:
+
+            def run(*ts):
+                with hops.fusion(fused):
+                    return fn(*ts)
+
+        args = ([cot] if grad else []) + list(tensors)
+        if jit:
+            jitted = jax.jit(run)
+            return lambda: jitted(*args)
+        return lambda: run(*args)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def call():
+            with hops.fusion(fused):
+                if not grad:
+                    return fn(*tensors)
+                with tf.GradientTape() as tape:
+                    for i in diff:
+                        tape.watch(tensors[i])
+                    y = tf.reduce_sum(tf.cast(fn(*tensors), tf.float32) * cot)
+                return y, tape.gradient(y, [tensors[i] for i in diff])
+
+        return call
+
+    import torch
+
+    def call():
+        with hops.fusion(fused):
+            if not grad:
+                with torch.no_grad():
+                    return fn(*tensors)
+            leaves = list(tensors)
+            for i in diff:
+                leaves[i] = tensors[i].detach().requires_grad_(True)
+            y = (fn(*leaves).float() * cot).sum()
+            return y, torch.autograd.grad(y, [leaves[i] for i in diff])
+
+    return call
+
+
+def _modes():
+    return ("jit", "eager") if _backend() == "jax" else ("eager",)
+
+
+# ------------------------------------------------------------------ measurement
+def _time_pair(ref, disp, repeats):
+    t0 = time.perf_counter()
+    _block(ref())
+    first_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _block(disp())
+    first = max(first_ref, time.perf_counter() - t0)
+    n = repeats if first < 1.0 else min(repeats, 3)
+    wall = {"ref": [], "disp": []}
+    cpu = {"ref": [], "disp": []}
+    for _ in range(n):
+        for key, f in (("ref", ref), ("disp", disp)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            _block(f())
+            wall[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    med = {k: statistics.median(v) * 1e3 for k, v in wall.items()}
+    # the mean, not the median: this VM's process CPU clock ticks in ~8 ms steps
+    med_cpu = {k: statistics.fmean(v) * 1e3 for k, v in cpu.items()}
+    return med["ref"], med["disp"], med_cpu["ref"], med_cpu["disp"]
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def _peak_mb(call):
+    """Peak RSS increase of one call (after a warm-up), in MB."""
+    _block(call())  # warm-up: compilation, caches
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    before = _status_kb("VmRSS")
+    out = _block(call())
+    peak = _status_kb("VmHWM")
+    del out
+    gc.collect()
+    return max(0, peak - before) / 1024.0
+
+
+def _cases(names, quick):
+    import numpy as np
+
+    import hadamard_zoo.ops as hops
+
+    for name in names:
+        for case_index, case in enumerate(BUILDERS[name](hops, quick, np.random.default_rng(0))):
+            yield name, case_index, case
+
+
+def run_backend(names, quick, repeats, memory):
+    backend = _backend()
+    rows = []
+    for name, ci, (label, fn, arrays, _, passes) in _cases(names, quick):
+        tensors = _to_backend(arrays)
+        cot = _cotangent(fn, tensors) if "fwd+bwd" in passes else None
+        for mode in _modes():
+            for p in passes:
+                grad = p == "fwd+bwd"
+                row = dict(backend=backend, op=name, case=label, case_index=ci, mode=mode, pass_=p)
+                ref = disp = None
+                try:
+                    ref = _make_callable(fn, tensors, False, grad, mode == "jit", cot)
+                    disp = _make_callable(fn, tensors, True, grad, mode == "jit", cot)
+                    row["ref_ms"], row["disp_ms"], row["ref_cpu_ms"], row["disp_cpu_ms"] = _time_pair(ref, disp, repeats)
+                except Exception as exc:  # report, keep going
+                    row["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+                rows.append(row)
+                print("ROW " + json.dumps(row), file=sys.stderr, flush=True)
+                del ref, disp
+                gc.collect()
+        del tensors, cot
+        gc.collect()
+    if memory:
+        mem = _memory_subprocess(names, quick)
+        for row in rows:
+            key = (row["op"], row["case_index"], row["mode"], row["pass_"])
+            if key in mem:
+                row.update(mem[key])
+    return rows
+
+
+def _memory_subprocess(names, quick):
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "hadamard_zoo.bench", "ops", "--memory-worker", "--only", ",".join(names)]
+    if quick:
+        cmd.append("--quick")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    result = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("MEM "):
+            r = json.loads(line[4:])
+            result[(r["op"], r["case_index"], r["mode"], r["pass_"])] = {
+                k: r[k] for k in ("ref_mb", "disp_mb", "mem_error") if k in r
+            }
+    if proc.returncode != 0:
+        print(f"memory worker exited with {proc.returncode}:\n{proc.stderr[-1500:]}", file=sys.stderr)
+    return result
+
+
+def memory_worker(names, quick):
+    for name, ci, (label, fn, arrays, _, passes) in _cases(names, quick):
+        tensors = _to_backend(arrays)
+        cot = _cotangent(fn, tensors) if "fwd+bwd" in passes else None
+        for mode in _modes():
+            for p in passes:
+                r = dict(op=name, case_index=ci, mode=mode, pass_=p)
+                try:
+                    for key, fused in (("ref_mb", False), ("disp_mb", True)):
+                        call = _make_callable(fn, tensors, fused, p == "fwd+bwd", mode == "jit", cot)
+                        r[key] = _peak_mb(call)
+                        del call
+                        gc.collect()
+                except Exception as exc:
+                    r["mem_error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+                print("MEM " + json.dumps(r), flush=True)
+        del tensors, cot
+        gc.collect()
+
+
+# ------------------------------------------------------------------ output
+def _fmt_ms(v):
+    return "" if v is None else (f"{v:.1f}" if v >= 10 else f"{v:.2f}")
+
+
+def _fmt_mb(v):
+    return "" if v is None else f"{v:.0f}"
+
+
+def print_table(rows, skipped=(), out=sys.stdout):
+    print(
+        "| backend | op | case | mode | pass | ref ms | disp ms | speedup | ref CPU ms | disp CPU ms "
+        "| CPU speedup | ref peak MB | disp peak MB |",
+        file=out,
+    )
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", file=out)
+    for r in rows:
+        if "error" in r:
+            print(
+                f"| {r['backend']} | {r['op']} | {r['case']} | {r['mode']} | {r['pass_']} | error: {r['error']} "
+                "| | | | | | | |",
+                file=out,
+            )
+            continue
+        speed = r["ref_ms"] / r["disp_ms"] if r["disp_ms"] else float("nan")
+        cpu_speed = r["ref_cpu_ms"] / r["disp_cpu_ms"] if r.get("disp_cpu_ms") else float("nan")
+        print(
+            f"| {r['backend']} | {r['op']} | {r['case']} | {r['mode']} | {r['pass_']} | {_fmt_ms(r['ref_ms'])} | "
+            f"{_fmt_ms(r['disp_ms'])} | {speed:.2f}x | {_fmt_ms(r.get('ref_cpu_ms'))} | {_fmt_ms(r.get('disp_cpu_ms'))} | "
+            f"{cpu_speed:.2f}x | {_fmt_mb(r.get('ref_mb'))} | {_fmt_mb(r.get('disp_mb'))} |",
+            file=out,
+        )
+    if skipped:
+        print(f"\nOps without an input builder (not benchmarked): {', '.join(skipped)}", file=out)
+
+
+def _machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}"
+
+
+def _select(only):
+    available = discover_ops()
+    names = [n for n in available if n in BUILDERS]
+    skipped = [n for n in available if n not in BUILDERS]
+    if only:
+        wanted = [n for n in only.split(",") if n]
+        unknown = [n for n in wanted if n not in BUILDERS]
+        if unknown:
+            raise SystemExit(f"no input builder for {unknown}; known: {sorted(BUILDERS)}")
+        names = [n for n in names if n in wanted]
+        skipped = []
+    return names, skipped
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "models":
+        from hadamard_zoo import bench_models
+
+        return bench_models.main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m hadamard_zoo.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("suite", choices=["ops", "models"])
+    parser.add_argument("--backend-all", action="store_true", help="one subprocess per backend, all tables")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer cases")
+    parser.add_argument("--only", default="", help="comma-separated op names")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory worker")
+    parser.add_argument("--json", default="", help="also write the rows to this JSON file")
+    parser.add_argument("--memory-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.backend_all:
+        rows, skipped = [], set()
+        for backend in BACKENDS:
+            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            cmd = [sys.executable, "-m", "hadamard_zoo.bench", "ops", "--repeats", str(args.repeats), "--json", "-"]
+            cmd += ["--quick"] * args.quick + ["--no-memory"] * args.no_memory
+            if args.only:
+                cmd += ["--only", args.only]
+            print(f"# running {backend} ...", file=sys.stderr, flush=True)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            got = [json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith("JSON ")]
+            for g in got:
+                rows.extend(g["rows"])
+                skipped.update(g["skipped"])
+            if proc.returncode != 0:
+                print(f"{backend} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
+        print(f"Machine: {_machine()}; command: python -m hadamard_zoo.bench {' '.join(argv)}\n")
+        print_table(rows, sorted(skipped))
+        if args.json and args.json != "-":
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
+
+    names, skipped = _select(args.only)
+    if args.memory_worker:
+        memory_worker(names, args.quick)
+        return 0
+    rows = run_backend(names, args.quick, args.repeats, not args.no_memory)
+    if args.json == "-":
+        print("JSON " + json.dumps({"rows": rows, "skipped": skipped}))
+        return 0
+    print(f"Machine: {_machine()}; backend {_backend()}; command: python -m hadamard_zoo.bench {' '.join(argv)}\n")
+    print_table(rows, skipped)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Character-level text data: Tiny Shakespeare, a character vocabulary, next-character windows.
+
+>>> train_text, val_text = load_tiny_shakespeare()      # first 90% / last 10%
+>>> vocab = CharVocab.from_text(train_text + val_text)   # 65 characters
+>>> x, y = char_windows(vocab.encode(val_text), context_length=256)   # y is x shifted by one
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hadamard_zoo.data import _common
+from hadamard_zoo.data._common import DatasetError, check
+
+TINY_SHAKESPEARE_FILE = "text/tinyshakespeare.txt"
+TINY_SHAKESPEARE_CHARS = 1_115_394
+TINY_SHAKESPEARE_VOCAB = 65
+TINY_SHAKESPEARE_HOW = (
+    "it is ../shared/datasets/text/tinyshakespeare.txt on the project's machines (karpathy/char-rnn's "
+    "data/tinyshakespeare/input.txt, MIT)."
+)
+
+
+def read_text(path) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc}).") from exc
+
+
+def split_text(text: str, val_fraction=0.1):
+    """``(text[:n], text[n:])`` with ``n = int(len(text) * (1 - val_fraction))`` (nanoGPT's split)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+    n = int(len(text) * (1.0 - val_fraction))
+    return text[:n], text[n:]
+
+
+def load_tiny_shakespeare(data_dir=None, verify=True, val_fraction=0.1):
+    """Tiny Shakespeare as ``(train_text, val_text)``: the first 90% and the last 10%.
+
+    Args:
+        data_dir: folder holding ``text/tinyshakespeare.txt`` (or ``tinyshakespeare.txt``,
+            or the file itself); see :mod:`hadamard_zoo.data._common` for the defaults.
+        verify: check the sha256 (datasets README), the length (1,115,394 characters)
+            and the 65 distinct characters.
+        val_fraction: the fraction at the end kept for validation (0.1 is the usual split).
+    """
+    path = _common.find_file(
+        TINY_SHAKESPEARE_FILE, data_dir, how_to_get=TINY_SHAKESPEARE_HOW, what="Tiny Shakespeare (tinyshakespeare.txt)"
+    )
+    text = read_text(path)
+    if verify:
+        check(len(text) == TINY_SHAKESPEARE_CHARS, path, f"has {len(text):,} characters, expected {TINY_SHAKESPEARE_CHARS:,}")
+        n_chars = len(set(text))
+        check(n_chars == TINY_SHAKESPEARE_VOCAB, path, f"has {n_chars} distinct characters, expected {TINY_SHAKESPEARE_VOCAB}")
+        _common.check_sha256(path)
+    return split_text(text, val_fraction)
+
+
+class CharVocab:
+    """Sorted distinct characters of a text, as nanoGPT's ``shakespeare_char`` builds them."""
+
+    def __init__(self, chars):
+        chars = "".join(chars)
+        if len(set(chars)) != len(chars):
+            raise ValueError("CharVocab characters must be distinct.")
+        self.chars = chars
+        self._index = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharVocab":
+        return cls(sorted(set(text)))
+
+    def __len__(self):
+        return len(self.chars)
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """int32 ids ``(len(text),)``; an unknown character is a ValueError that names it."""
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        if codes.size == 0:
+            return np.zeros((0,), np.int32)
+        table_size = max(int(codes.max()), max(map(ord, self.chars))) + 1
+        table = np.full(table_size, -1, np.int32)
+        table[[ord(c) for c in self.chars]] = np.arange(len(self.chars), dtype=np.int32)
+        ids = table[codes]
+        if (ids < 0).any():
+            bad = sorted({chr(c) for c in codes[ids < 0]})
+            raise ValueError(f"characters {bad[:10]} are not in the vocabulary of {len(self)} characters.")
+        return ids
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def char_windows(ids, context_length: int, stride=None, limit=None):
+    """Next-character training pairs ``x, y`` of shape ``(N, context_length)``, ``y[:, t] = x[:, t+1]``'s source.
+
+    Windows start every ``stride`` characters (default ``context_length``: non-overlapping,
+    covering the text once, the usual validation set-up). ``limit`` keeps the first N.
+    """
+    ids = np.asarray(ids)
+    if context_length < 1:
+        raise ValueError(f"context_length must be >= 1, got {context_length}.")
+    stride = stride or context_length
+    n = (len(ids) - 1 - context_length) // stride + 1
+    if n < 1:
+        raise ValueError(
+            f"the text has {len(ids)} characters; a window of context_length={context_length} needs at least "
+            f"{context_length + 1}."
+        )
+    if limit is not None:
+        n = min(n, int(limit))
+    starts = np.arange(n) * stride
+    offsets = np.arange(context_length)
+    x = ids[starts[:, None] + offsets]
+    y = ids[starts[:, None] + offsets + 1]
+    return x.astype(np.int32), y.astype(np.int32)

@@ -1,0 +1,389 @@
+"""Hinge-loss training of class-conditional GANs (CoPE / SNGAN recipe) with ``model.fit``.
+
+:class:`ConditionalGAN` wraps a generator ``G([z, label]) -> image`` and a
+discriminator ``D([image, label]) -> logit``; ``compile(d_optimizer, g_optimizer)``
+then ``fit(images, labels, batch_size=n_dis * b)``.  One ``train_step`` is one
+generator iteration of the reference updater (SNGAN / CoPE ``Updater``): the
+real batch is split into ``n_dis`` discriminator batches of ``b`` images; for
+each, a discriminator step, and after the first one a generator step::
+
+    D: mean(relu(1 - D(x, y))) + mean(relu(1 + D(G(z, c), c)))
+    G: -mean(D(G(z, c), c))
+
+``z ~ U(-1, 1)`` and ``c`` uniform over the classes, drawn inside the step from
+the model's ``SeedGenerator``; the generator step uses ``g_batch_size`` samples
+(the release: 512; default ``b``).  Both networks run in training mode in both
+steps, as in the reference (BatchNorm batch statistics, spectral-norm power
+iterations).
+
+Gradients need the backend: the JAX step is stateless (``stateless_call`` +
+``optimizer.stateless_apply``), TensorFlow uses ``GradientTape``, torch
+``backward()``; the backend library is imported inside those functions only.
+The two optimizers are combined in a ``keras.optimizers.MultiOptimizer`` (so
+that ``fit`` carries both optimizers' state on JAX); each is applied to its own
+network's variables only.
+
+Note on spectral normalization: ``keras.layers.SpectralNormalization`` in
+training mode assigns ``W / sigma(W)`` to the kernel.  On TensorFlow and torch the
+assignment persists (projection, then a gradient step on the normalized kernel);
+in a stateless JAX step trainable-variable assignments are discarded, so the
+kernel stays unnormalized and the gradient flows through ``W / sigma(W)`` (the
+reparametrization of Miyato et al. and of the Chainer reference).  The forward
+function is the same; the update rule differs slightly between backends.
+
+Not covered: loss scaling (train in float32 or ``mixed_bfloat16``, not
+``mixed_float16``), the moving average of the generator, saving the wrapper
+(save ``generator`` and ``discriminator``; they are ordinary ``.keras`` models).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+#: The released CoPE CIFAR-10 recipe (jobs/cope_neurips21/cifar10_cnn_2var_prodpoly_linear_conditional.yml).
+#: ``n_dis_schedule``: ``(until_iteration, n_dis)``: n_dis for iterations < until_iteration.
+RELEASED_RECIPE = {
+    "loss": "hinge",
+    "batch_size": 64,
+    "g_batch_size": 512,
+    "iterations": 50000,
+    "learning_rate": 2e-4,
+    "beta_1": 0.0,
+    "beta_2": 0.9,
+    "n_dis_schedule": ((1500, 1), (3000, 3), (6000, 6), (10000, 8), (20000, 10), (30000, 12), (100000, 9)),
+    "noise": "uniform(-1, 1)",
+}
+
+
+def hinge_d_loss(real_logits, fake_logits):
+    """``mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))`` (float32)."""
+    real_logits = ops.cast(real_logits, "float32")
+    fake_logits = ops.cast(fake_logits, "float32")
+    return ops.add(ops.mean(ops.relu(1.0 - real_logits)), ops.mean(ops.relu(1.0 + fake_logits)))
+
+
+def hinge_g_loss(fake_logits):
+    """``-mean(D(G(z)))`` (float32)."""
+    return ops.negative(ops.mean(ops.cast(fake_logits, "float32")))
+
+
+def n_dis_at(iteration, schedule=RELEASED_RECIPE["n_dis_schedule"]):
+    """Discriminator steps per generator step at ``iteration`` under a ``(until, n_dis)`` schedule."""
+    for until, n in schedule:
+        if iteration < until:
+            return n
+    return schedule[-1][1]
+
+
+def sngan_adam(learning_rate=2e-4, beta_1=0.0, beta_2=0.9):
+    """Adam as in SNGAN / CoPE (``beta_1 = 0``, ``beta_2 = 0.9``)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+def _check_positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+class ConditionalGAN(keras.Model):
+    """Class-conditional GAN trained with the hinge loss; see the module docstring.
+
+    Args:
+        generator: model ``[noise (B, latent_dim), label (B,) int] -> image``.
+        discriminator: model ``[image, label (B,) int] -> (B, 1)`` logits.
+        latent_dim: noise size (default: the generator's first input).
+        num_classes: number of classes the fake labels are drawn from.
+        n_dis: discriminator steps per generator step (the batch given to
+            ``train_step`` is split into ``n_dis`` parts).
+        g_batch_size: fake samples per generator step (default: the discriminator batch).
+        seed: seed of the noise/label ``SeedGenerator``.
+
+    ``fit`` logs ``d_loss`` and ``g_loss`` (means over the epoch) and ``d_real``,
+    ``d_fake`` (mean logits of the last discriminator step).
+    """
+
+    def __init__(self, generator, discriminator, latent_dim=None, num_classes=10, n_dis=1, g_batch_size=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if latent_dim is None:
+            latent_dim = generator.inputs[0].shape[-1]
+        _check_positive_int("latent_dim", latent_dim)
+        _check_positive_int("num_classes", num_classes)
+        _check_positive_int("n_dis", n_dis)
+        if g_batch_size is not None:
+            _check_positive_int("g_batch_size", g_batch_size)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.n_dis = n_dis
+        self.g_batch_size = g_batch_size
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def call(self, inputs, training=False):
+        """``G([noise, label])``."""
+        return self.generator(inputs, training=training)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """``d_optimizer`` / ``g_optimizer`` default to :func:`sngan_adam`."""
+        self.d_optimizer = d_optimizer if d_optimizer is not None else sngan_adam()
+        self.g_optimizer = g_optimizer if g_optimizer is not None else sngan_adam()
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError("d_optimizer and g_optimizer must be two different optimizer instances.")
+        g_ids = {id(v) for v in self.generator.trainable_variables}
+        d_opt, g_opt = self.d_optimizer, self.g_optimizer
+
+        def select(variable):
+            return g_opt if id(variable) in g_ids else d_opt
+
+        super().compile(optimizer=keras.optimizers.MultiOptimizer(select), **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    # ------------------------------------------------------------ shared pieces
+    def _unpack(self, data):
+        if isinstance(data, (list, tuple)) and len(data) == 1:
+            data = data[0]
+        if isinstance(data, (list, tuple)) and len(data) >= 2 and data[1] is not None:
+            x, y = data[0], data[1]
+        elif isinstance(data, (list, tuple)) and isinstance(data[0], (list, tuple)):
+            x, y = data[0]
+        else:
+            raise ValueError(
+                "ConditionalGAN.fit expects (images, labels): fit(images, labels, batch_size=n_dis * b)."
+            )
+        x = ops.cast(x, self.discriminator.compute_dtype if hasattr(self.discriminator, "compute_dtype") else "float32")
+        y = ops.cast(ops.reshape(y, (-1,)), "int32")
+        return x, y
+
+    def _chunks(self, x, y):
+        n = self.n_dis
+        b = ops.shape(x)[0] // n
+        return [(x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]) for i in range(n)], b
+
+    def _sample(self, batch):
+        z = keras.random.uniform((batch, self.latent_dim), -1.0, 1.0, seed=self.seed_generator)
+        c = keras.random.randint((batch,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
+        return z, c
+
+    def _samples(self, b):
+        gb = self.g_batch_size or b
+        d = [self._sample(b) for _ in range(self.n_dis)]
+        return d, self._sample(gb)
+
+    def train_step(self, *args):
+        backend = keras.config.backend()
+        if backend == "jax":
+            return self._train_step_jax(*args)
+        if backend == "tensorflow":
+            return self._train_step_tf(*args)
+        if backend == "torch":
+            return self._train_step_torch(*args)
+        raise NotImplementedError(f"ConditionalGAN has no train step for the {backend} backend.")
+
+    def _logs(self, d_real, d_fake):
+        logs = {m.name: m.result() for m in self.metrics}
+        logs.update(d_real=d_real, d_fake=d_fake)
+        return logs
+
+    # --------------------------------------------------------------- TensorFlow
+    def _train_step_tf(self, data):
+        import tensorflow as tf
+
+        G, D = self.generator, self.discriminator
+        x, y = self._unpack(data)
+        chunks, b = self._chunks(x, y)
+        d_noise, (zg, cg) = self._samples(b)
+        for i, ((xb, yb), (z, c)) in enumerate(zip(chunks, d_noise)):
+            fake = ops.stop_gradient(G([z, c], training=True))
+            with tf.GradientTape() as tape:
+                logits = D([ops.concatenate([xb, ops.cast(fake, xb.dtype)], 0), ops.concatenate([yb, c], 0)], training=True)
+                real_l, fake_l = logits[:b], logits[b:]
+                d_loss = hinge_d_loss(real_l, fake_l)
+            grads = tape.gradient(d_loss, D.trainable_variables)
+            self.d_optimizer.apply(grads, D.trainable_variables)
+            self.d_loss_tracker.update_state(d_loss)
+            if i == 0:
+                with tf.GradientTape() as tape:
+                    g_loss = hinge_g_loss(D([G([zg, cg], training=True), cg], training=True))
+                grads = tape.gradient(g_loss, G.trainable_variables)
+                self.g_optimizer.apply(grads, G.trainable_variables)
+                self.g_loss_tracker.update_state(g_loss)
+        self.optimizer.iterations.assign_add(1)
+        return self._logs(ops.mean(real_l), ops.mean(fake_l))
+
+    # -------------------------------------------------------------------- torch
+    def _train_step_torch(self, data):
+        import torch
+
+        G, D = self.generator, self.discriminator
+        x, y = self._unpack(data)
+        chunks, b = self._chunks(x, y)
+        d_noise, (zg, cg) = self._samples(b)
+
+        def step(loss, variables, optimizer):
+            self.zero_grad()
+            loss.backward()
+            grads = [v.value.grad for v in variables]
+            with torch.no_grad():
+                optimizer.apply(grads, variables)
+
+        for i, ((xb, yb), (z, c)) in enumerate(zip(chunks, d_noise)):
+            with torch.no_grad():
+                fake = G([z, c], training=True)
+            logits = D([ops.concatenate([xb, ops.cast(fake, xb.dtype)], 0), ops.concatenate([yb, c], 0)], training=True)
+            real_l, fake_l = logits[:b], logits[b:]
+            d_loss = hinge_d_loss(real_l, fake_l)
+            step(d_loss, D.trainable_variables, self.d_optimizer)
+            self.d_loss_tracker.update_state(d_loss.detach())
+            if i == 0:
+                g_loss = hinge_g_loss(D([G([zg, cg], training=True), cg], training=True))
+                step(g_loss, G.trainable_variables, self.g_optimizer)
+                self.g_loss_tracker.update_state(g_loss.detach())
+        self.zero_grad()
+        with torch.no_grad():
+            self.optimizer.iterations.assign_add(1)
+        return self._logs(ops.mean(real_l.detach()), ops.mean(fake_l.detach()))
+
+    # ---------------------------------------------------------------------- JAX
+    def _index_maps(self):
+        """Positions of G's / D's variables in the model state lists (computed at trace time)."""
+
+        def positions(all_vars, sub):
+            where = {id(v): i for i, v in enumerate(all_vars)}
+            return [where[id(v)] for v in sub]
+
+        G, D = self.generator, self.discriminator
+        tv, ntv, ov = self.trainable_variables, self.non_trainable_variables, self.optimizer.variables
+        return dict(
+            g_t=positions(tv, G.trainable_variables),
+            d_t=positions(tv, D.trainable_variables),
+            g_nt=positions(ntv, G.non_trainable_variables),
+            d_nt=positions(ntv, D.non_trainable_variables),
+            seed=positions(ntv, [self.seed_generator.state])[0],
+            g_o=positions(ov, self.g_optimizer.variables),
+            d_o=positions(ov, self.d_optimizer.variables),
+            it=positions(ov, [self.optimizer.iterations])[0],
+        )
+
+    def _train_step_jax(self, state, data):
+        import jax
+
+        G, D = self.generator, self.discriminator
+        tv, ntv, ov, mv = (list(s) for s in state)
+        idx = self._index_maps()
+
+        def take(values, positions):
+            return [values[i] for i in positions]
+
+        def put(values, positions, new):
+            for i, v in zip(positions, new):
+                values[i] = v
+
+        g_tv, d_tv = take(tv, idx["g_t"]), take(tv, idx["d_t"])
+        g_ntv, d_ntv = take(ntv, idx["g_nt"]), take(ntv, idx["d_nt"])
+        g_ov, d_ov = take(ov, idx["g_o"]), take(ov, idx["d_o"])
+
+        x, y = self._unpack(data)
+        chunks, b = self._chunks(x, y)
+        with keras.StatelessScope(state_mapping=[(self.seed_generator.state, ntv[idx["seed"]])]) as scope:
+            d_noise, (zg, cg) = self._samples(b)
+            ntv[idx["seed"]] = scope.get_current_value(self.seed_generator.state)
+
+        def d_loss_fn(d_tv, d_ntv, g_ntv, xb, yb, z, c):
+            fake, g_ntv = G.stateless_call(g_tv, g_ntv, [z, c], training=True)
+            fake = jax.lax.stop_gradient(fake)
+            images = ops.concatenate([xb, ops.cast(fake, xb.dtype)], 0)
+            logits, d_ntv = D.stateless_call(d_tv, d_ntv, [images, ops.concatenate([yb, c], 0)], training=True)
+            real_l, fake_l = logits[:b], logits[b:]
+            return hinge_d_loss(real_l, fake_l), (d_ntv, g_ntv, ops.mean(real_l), ops.mean(fake_l))
+
+        def g_loss_fn(g_tv, g_ntv, d_ntv):
+            fake, g_ntv = G.stateless_call(g_tv, g_ntv, [zg, cg], training=True)
+            logits, d_ntv = D.stateless_call(d_tv, d_ntv, [fake, cg], training=True)
+            return hinge_g_loss(logits), (g_ntv, d_ntv)
+
+        d_grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
+        g_grad_fn = jax.value_and_grad(g_loss_fn, has_aux=True)
+        metrics = self.metrics
+        n_d = len(metrics[0].variables)
+        d_mv, g_mv = mv[:n_d], mv[n_d:]
+        for i, ((xb, yb), (z, c)) in enumerate(zip(chunks, d_noise)):
+            (d_loss, (d_ntv, g_ntv, d_real, d_fake)), grads = d_grad_fn(d_tv, d_ntv, g_ntv, xb, yb, z, c)
+            d_tv, d_ov = self.d_optimizer.stateless_apply(d_ov, grads, d_tv)
+            d_mv = self.d_loss_tracker.stateless_update_state(d_mv, d_loss)
+            if i == 0:
+                (g_loss, (g_ntv, d_ntv)), grads = g_grad_fn(g_tv, g_ntv, d_ntv)
+                g_tv, g_ov = self.g_optimizer.stateless_apply(g_ov, grads, g_tv)
+                g_mv = self.g_loss_tracker.stateless_update_state(g_mv, g_loss)
+
+        put(tv, idx["g_t"], g_tv)
+        put(tv, idx["d_t"], d_tv)
+        put(ntv, idx["g_nt"], g_ntv)
+        put(ntv, idx["d_nt"], d_ntv)
+        put(ov, idx["g_o"], g_ov)
+        put(ov, idx["d_o"], d_ov)
+        ov[idx["it"]] = ov[idx["it"]] + 1
+        mv = list(d_mv) + list(g_mv)
+        logs = {
+            "d_loss": self.d_loss_tracker.stateless_result(d_mv),
+            "g_loss": self.g_loss_tracker.stateless_result(g_mv),
+            "d_real": d_real,
+            "d_fake": d_fake,
+        }
+        return logs, (tv, ntv, ov, mv)
+
+
+class RandomBatches(keras.utils.PyDataset):
+    """``steps`` batches of ``batch_size`` (image, label) pairs drawn with replacement (numpy RNG).
+
+    Images are returned as float32 in [-1, 1]: uint8 inputs are mapped with
+    ``x / 127.5 - 1``; float inputs are passed through.
+    """
+
+    def __init__(self, images, labels, batch_size, steps, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, np.asarray(labels).reshape(-1)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels.")
+        self.batch_size, self.steps = int(batch_size), int(steps)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        idx = self.rng.integers(0, len(self.labels), size=self.batch_size)
+        x = self.images[idx]
+        x = x.astype("float32") / 127.5 - 1.0 if x.dtype == np.uint8 else x.astype("float32")
+        return x, self.labels[idx].astype("int32")
+
+
+def fit_with_schedule(gan, images, labels, iterations, batch_size=64, n_dis_schedule=((10**9, 1),), seed=0, callbacks=None, verbose=0):
+    """Train ``iterations`` generator iterations, changing ``n_dis`` as ``n_dis_schedule`` says.
+
+    Each phase of constant ``n_dis`` is one ``fit`` call on :class:`RandomBatches`
+    of ``n_dis * batch_size`` images (the train function is retraced per phase).
+    Returns the list of ``History`` objects.
+    """
+    histories, start, phase = [], 0, 0
+    while start < iterations:
+        n = n_dis_at(start, n_dis_schedule)
+        end = min(iterations, next((u for u, _ in n_dis_schedule if u > start), iterations))
+        if end <= start:
+            end = iterations
+        if gan.n_dis != n or gan.train_function is None:
+            gan.n_dis = n
+            gan.train_function = None
+            gan.make_train_function(force=True)
+        data = RandomBatches(images, labels, n * batch_size, end - start, seed=seed + phase)
+        histories.append(gan.fit(data, epochs=1, callbacks=callbacks, verbose=verbose))
+        start, phase = end, phase + 1
+    return histories

@@ -1,0 +1,89 @@
+"""The hadamard-zoo command: list / info / datasets, errors and exit codes, delegation."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+from hadamard_zoo import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_list_prints_a_table(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[:2] == ["name", "family"] and "pretrained" in header
+    assert "pinet_ccp" in out and "50,410" in out
+    assert cli.main(["list", "pinet_n*"]) == 0
+    out = capsys.readouterr().out
+    assert "pinet_ncp" in out and "pinet_ccp" not in out
+
+
+def test_list_without_matches_is_an_error(capsys):
+    assert cli.main(["list", "no_such_model*"]) == 2
+    assert "no model matches" in capsys.readouterr().err
+
+
+def test_info(capsys):
+    assert cli.main(["info", "pinet_ccp"]) == 0
+    out = capsys.readouterr().out
+    assert "family" in out and "pinet" in out and "50,410" in out and "recipe" in out
+    assert cli.main(["info", "pinet_ccp", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["published_params"] == 50410
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["info", "pinet_cpp"], "Did you mean"),
+        (["train", "no_such_net", "--epochs", "1"], "Unknown model name"),
+        (["train", "pinet_ccp", "--dataset", "imagenet", "--epochs", "1"], "Unknown dataset"),
+        (["eval", "no_such_tag"], "neither a checkpoint tag"),
+    ],
+)
+def test_bad_names_exit_2_without_traceback(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train would write runs/ here
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.startswith("hadamard-zoo: error:")
+
+
+def test_missing_dataset_exits_1(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", "pinet_ccp", "--dataset", "cifar10", "--data-dir", str(tmp_path / "none"),
+                     "--epochs", "1"])
+    assert code == 1
+    assert "cifar10-jpeg.zip" in capsys.readouterr().err
+
+
+def test_datasets_lists_every_reader(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HADAMARD_ZOO_DATA", str(tmp_path))
+    assert cli.main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("cifar10", "fashion_mnist", "mnist_5k", "tiny_shakespeare"):
+        assert name in out
+
+
+def test_delegation_forwards_argv(tmp_path, monkeypatch):
+    (tmp_path / "fake_zoo_tool.py").write_text("def main(argv):\n    print('got', argv)\n    return len(argv)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.delegate("fake_zoo_tool", ["ops", "--quick"]) == 2
+    with pytest.raises(cli.CLIError, match="not part of this installation"):
+        cli.delegate("hadamard_zoo.no_such_module", [])
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "jax", reason="the entry point does not depend on the backend: checked once, under jax"
+)
+def test_python_dash_m_entry_point():
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "hadamard_zoo", "info", "pinet_cpp"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Did you mean" in proc.stderr and "Traceback" not in proc.stderr

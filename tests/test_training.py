@@ -1,0 +1,224 @@
+"""Training (fit, checkpoints, resume), evaluation and recipes, on tiny synthetic data."""
+
+import contextlib
+import csv
+import io
+import json
+import math
+import shutil
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from helpers import assert_close, to_np
+
+from hadamard_zoo import pretrained, training
+from hadamard_zoo.training import classifier as C
+from hadamard_zoo.training import lm as L
+from hadamard_zoo.training import recipes as R
+
+
+def synthetic_images(n, seed):
+    """28x28x1 uint8 images whose brightness depends on the label (learnable, not trivial)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = (rng.random((n, 28, 28, 1)) * 80 + y[:, None, None, None] * 17).astype(np.uint8)
+    return x, y
+
+
+def synthetic_data():
+    return synthetic_images(80, 0), synthetic_images(40, 1)
+
+
+class StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Stands in for an interruption (Ctrl-C, a killed job) after epoch 1."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def pinet_run(tmp_path_factory):
+    """pinet_ccp, limit=64: one epoch, 'interrupted'; then the same command resumes for epoch 2."""
+    out = tmp_path_factory.mktemp("runs") / "pinet_ccp"
+    kw = dict(dataset=synthetic_data(), epochs=2, batch_size=32, limit=64, output_dir=out, verbose=0,
+              augment={"crop_padding": 2, "flip": True})
+    first = training.train("pinet_ccp", resume=False, callbacks=[StopAfterFirstEpoch()], **kw)
+    after_first = {
+        "rows": _rows(out / "history.csv"),
+        "checkpoints": sorted(p.name for p in (out / "checkpoints").iterdir()),
+        "png": (out / "learning_curve.png").read_bytes()[:8],
+        "run": json.loads((out / "run.json").read_text()),
+    }
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        second = training.train("pinet_ccp", resume=True, **kw)
+    return {"dir": out, "first": first, "after_first": after_first, "second": second, "log": log.getvalue()}
+
+
+def test_train_one_epoch_writes_csv_checkpoint_and_png(pinet_run):
+    a = pinet_run["after_first"]
+    assert [r["epoch"] for r in a["rows"]] == ["0"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(a["rows"][0])
+    assert a["checkpoints"] == ["epoch_001.keras"]
+    assert a["png"] == b"\x89PNG\r\n\x1a\n"
+    assert a["run"]["num_train"] == 64 and a["run"]["model_args"]["input_shape"] == [28, 28, 1]
+    first = pinet_run["first"]
+    assert first["epochs_done"] == 1 and first["test_n"] == 40 and 0.0 <= first["test_value"] <= 1.0
+
+
+def test_resume_continues_at_the_next_epoch(pinet_run):
+    out = pinet_run["dir"]
+    assert "Resuming from" in pinet_run["log"] and "epoch_001.keras" in pinet_run["log"]
+    assert [r["epoch"] for r in _rows(out / "history.csv")] == ["0", "1"]
+    assert (out / "checkpoints" / "epoch_002.keras").exists()
+    restored = keras.saving.load_model(str(out / "checkpoints" / "epoch_002.keras"))
+    # 64 samples / batch 32 = 2 steps per epoch: the optimizer state went on from step 2, not 0
+    assert int(to_np(restored.optimizer.iterations)) == 4
+    assert pinet_run["second"]["epochs_done"] == 2
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_value"] == pinet_run["second"]["test_value"]
+
+
+def test_eval_reproduces_the_training_value(pinet_run, tmp_path):
+    out, second = pinet_run["dir"], pinet_run["second"]
+    data = synthetic_data()
+    result = training.evaluate_checkpoint(out, dataset=data, limit=64, verbose=False)
+    assert result["metric"] == "top1" and result["n"] == 40
+    assert result["value"] == pytest.approx(second["test_value"], abs=1e-9)
+    # as a manifest entry: the file is hashed, loaded, evaluated and compared with the manifest value
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    shutil.copy(out / "final.weights.h5", wdir / "tiny.weights.h5")
+    run = json.loads((out / "run.json").read_text())
+    entry = {"name": "pinet_ccp.synthetic", "model": "pinet_ccp", "file": "tiny.weights.h5",
+             "sha256": pretrained.sha256_of(wdir / "tiny.weights.h5"), "dataset": "synthetic", "split": "test",
+             "metric": "top1", "value": second["test_value"], "params": second["params"],
+             "train_command": "-", "eval_command": "-", "backend": keras.config.backend(), "date": "2026-11-27",
+             "model_args": run["model_args"]}
+    (wdir / "manifest.json").write_text(json.dumps([entry]))
+    result = training.evaluate_checkpoint("pinet_ccp.synthetic", dataset=data, weights_dir=wdir, verbose=False)
+    assert result["difference"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="say which model"):
+        training.evaluate_checkpoint(wdir / "tiny.weights.h5", dataset=data)
+
+
+def tiny_lm(vocab, context):
+    inp = keras.Input((context,), dtype="int32")
+    x = keras.layers.Embedding(vocab, 8)(inp)
+    return keras.Model(inp, keras.layers.Dense(vocab)(x), name="tiny_char_lm")
+
+
+def test_char_lm_training_reports_nats_and_bits(tmp_path):
+    text = "to be, or not to be: that is the question. " * 12
+    train_text, val_text = text[:450], text[450:]
+    vocab = len(set(text))
+    results = training.train(tiny_lm(vocab, 16), dataset=(train_text, val_text), task="lm", epochs=1, batch_size=8,
+                             context_length=16, limit=16, output_dir=tmp_path / "lm", verbose=0, learning_rate=0.01)
+    row = _rows(tmp_path / "lm" / "history.csv")[0]
+    assert float(row["val_bits_per_char"]) == pytest.approx(float(row["val_loss"]) / math.log(2), rel=1e-6)
+    assert results["test_metric"] == "nats_per_char" and 0 < results["test_value"] < 2 * math.log(vocab)
+    assert results["bits_per_char"] == pytest.approx(results["test_value"] / math.log(2))
+    again = training.evaluate_checkpoint(tmp_path / "lm" / "checkpoints" / "epoch_001.keras",
+                                         dataset=(train_text, val_text), limit=16, verbose=False)
+    assert again["value"] == pytest.approx(results["test_value"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- pieces (no fit)
+
+
+def test_shipped_recipes_are_valid():
+    from hadamard_zoo import models
+    from hadamard_zoo.data import dataset_info
+
+    recipes = R.load_recipes()
+    assert "pinet_ccp" in recipes
+    registered = set(models.list_models())
+    for name, recipe in recipes.items():
+        full = R.resolve_recipe(name)
+        info = dataset_info(full.dataset)
+        if name in registered:  # recipes may name models whose family is not merged yet
+            task = R.task_for(name, full)
+            assert (task, info.kind) in {("classifier", "image"), ("lm", "text")}, name
+
+
+def test_resolve_recipe_overrides_and_by_dataset(tmp_path):
+    (tmp_path / "r.yaml").write_text(textwrap.dedent("""
+        pinet_ccp:
+          dataset: fashion_mnist
+          epochs: 7
+          by_dataset:
+            cifar10: {epochs: 30, augment: {crop_padding: 4, flip: true}}
+    """))
+    r = R.resolve_recipe("pinet_ccp", directory=tmp_path, epochs=None, batch_size=64)
+    assert (r.dataset, r.epochs, r.batch_size, r.optimizer) == ("fashion_mnist", 7, 64, "adamw")
+    r = R.resolve_recipe("pinet_ccp", dataset="CIFAR-10", directory=tmp_path)
+    assert r.epochs == 30 and r.augment == {"crop_padding": 4, "flip": True}
+    (tmp_path / "bad.yaml").write_text("pinet_ncp: {epochs: 3, lerning_rate: 0.1}\n")
+    with pytest.raises(R.RecipeError, match=r"bad.yaml: recipe 'pinet_ncp': unknown recipe key\(s\) \['lerning_rate'\]"):
+        R.load_recipes(tmp_path)
+    with pytest.raises(R.RecipeError, match="optimizer must be one of"):
+        R.resolve_recipe("pinet_ccp", directory=tmp_path / "none", optimizer="lion")
+
+
+def test_schedules():
+    rec = R.resolve_recipe("x", directory="/nonexistent", epochs=10, learning_rate=0.1, warmup_epochs=1)
+    s = R.build_schedule(rec, steps_per_epoch=10)
+    lr = lambda step: float(to_np(s(step)))  # noqa: E731
+    assert lr(0) == 0.0 and lr(10) == pytest.approx(0.1) and lr(100) == pytest.approx(0.0, abs=1e-7)
+    assert lr(5) == pytest.approx(0.05) and lr(55) == pytest.approx(0.05, rel=1e-4)
+    oc = R.build_schedule(R.resolve_recipe("x", directory="/nonexistent", epochs=10, learning_rate=0.1,
+                                           schedule="one_cycle"), 10)
+    lr = lambda step: float(to_np(oc(step)))  # noqa: E731
+    assert lr(0) == pytest.approx(0.1 / 25) and lr(30) == pytest.approx(0.1) and lr(100) < 1e-5
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(oc))
+    assert float(to_np(restored(42))) == pytest.approx(lr(42))
+
+
+def test_label_smoothing_loss_matches_keras_categorical():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 5)).astype("float32")
+    labels = rng.integers(0, 5, 6)
+    mine = C.SparseCrossentropy(label_smoothing=0.1)(labels, logits)
+    ref = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(np.eye(5)[labels], logits)
+    assert_close(to_np(mine), to_np(ref), 1e-5, 1e-6)
+
+
+def test_augmentation_crops_and_flips():
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.uint8).reshape(2, 4, 4, 1)
+    out = C.random_crop_flip(x, np.random.default_rng(0), crop_padding=0, flip=True)
+    for a, b in zip(out, x):
+        assert np.array_equal(a, b) or np.array_equal(a, b[:, ::-1])
+    out = C.random_crop_flip(x, np.random.default_rng(1), crop_padding=1)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    for a, p in zip(out, padded):
+        assert any(np.array_equal(a, p[i:i + 4, j:j + 4]) for i in range(3) for j in range(3))
+
+
+def test_array_batches_are_a_function_of_seed_epoch_and_batch():
+    x, y = synthetic_images(10, 0)
+    ds = C.ArrayBatches(x, y, 4, shuffle=True, seed=3, crop_padding=2, flip=True)
+    assert len(ds) == 3 and ds[2][0].shape == (2, 28, 28, 1) and ds[0][0].dtype == np.float32
+    first = ds[0]
+    ds.set_epoch(1)
+    other = ds[0]
+    ds.set_epoch(0)
+    np.testing.assert_array_equal(ds[0][0], first[0])
+    assert not np.array_equal(other[1], first[1]) or not np.array_equal(other[0], first[0])
+    windows = L.RandomWindows(np.arange(100), 8, 4, steps=3, seed=0)
+    xb, yb = windows[1]
+    np.testing.assert_array_equal(yb, xb + 1)
+
+
+def test_train_without_recipe_or_dataset_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "recipes_dir", lambda: tmp_path)  # no recipes at all
+    with pytest.raises(ValueError, match="has no training recipe.*--dataset"):
+        training.train("pinet_ncp", output_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match="Unknown model name"):
+        training.train("pinet_cpp", dataset="cifar10")
