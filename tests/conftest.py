@@ -33,3 +33,14 @@ def shared_datasets():
     if not os.path.isdir(SHARED):
         pytest.skip(f"real datasets not found at {SHARED}")
     return SHARED
+
+
+def pytest_configure(config):
+    # Persistent XLA compilation cache: repeat runs (CI on the same machine) skip most JAX compiles.
+    if keras.config.backend() == "jax":
+        import jax
+
+        cache = os.environ.get("HADAMARD_ZOO_JAX_CACHE", os.path.expanduser("~/.cache/hadamard_zoo/jax"))
+        os.makedirs(cache, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

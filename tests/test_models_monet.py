@@ -4,7 +4,10 @@ Cost notes (CI runs this file once per backend on 2 cores): counts and
 symbolic shapes come from models whose variables are never materialised;
 MONet-T/-S train steps run at 32x32 with one Poly-Block per stage (the blocks
 of a stage are identical, so every distinct layer configuration of the
-variant is exercised; the full depth is covered by the count test).
+variant is exercised; the full depth is covered by the count test).  Train
+steps are compiled the cheapest way per backend: one XLA program on JAX (its
+op-by-op mode compiles every op for every new shape), a plain graph on
+TensorFlow, eager on torch.
 """
 
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import rand, roundtrip_keras, to_np
+from helpers import BACKEND, rand, roundtrip_keras, to_np
 
 from hadamard_zoo import configs, models
 from hadamard_zoo.layers import PolyBlock
@@ -60,6 +63,10 @@ def test_parameter_count_matches_config(name):
     assert len(blocks) == sum(FAMILY.variants[name].arguments["depths"])
 
 
+def _compile_kwargs():
+    return {"jax": {"jit_compile": True}, "tensorflow": {"jit_compile": False}}.get(BACKEND, {})
+
+
 @pytest.mark.parametrize("name", VARIANTS)
 def test_forward_and_train_step(name):
     cfg = FAMILY.variants[name]
@@ -67,32 +74,22 @@ def test_forward_and_train_step(name):
     if name != "monet_cifar":
         overrides["depths"] = [1] * len(cfg.arguments["depths"])
     model = _build(name, **overrides)
-    x = _images()
-    logits = to_np(model(x, training=False))
-    assert logits.shape == (2, 5)
-    np.testing.assert_array_equal(logits, 0.0)  # zero-initialised head
+    assert model.output_shape == (None, 5)
     model.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        optimizer=keras.optimizers.SGD(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        run_eagerly=True,
+        **_compile_kwargs(),
     )
+    x, y = _images(), np.array([0, 1])
     before = [to_np(w).copy() for w in model.trainable_weights]
-    loss = float(np.asarray(model.train_on_batch(x, np.array([0, 1]))))
-    assert np.isclose(loss, np.log(5.0), atol=1e-4)  # uniform logits before the step
+    loss = float(np.asarray(model.train_on_batch(x, y)))
+    assert np.isclose(loss, np.log(5.0), atol=1e-4)  # zero-initialised head: uniform logits
     changed = {w.path for b, w in zip(before, model.trainable_weights) if not np.array_equal(b, to_np(w))}
     # the zero head blocks the first step's gradient to the trunk; the head itself must move
-    assert {p for p in changed if p.startswith("head/")} == {"head/kernel", "head/bias"}
-    assert np.all(np.isfinite(to_np(model(x, training=False))))
-
-
-def test_trunk_trains_after_the_head_moves():
-    model = _build("monet_cifar", depths=[1, 1, 1], num_classes=3)
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x, y = _images(4, seed=1), np.array([0, 1, 2, 0])
+    assert changed == {"head/kernel", "head/bias"}
     stem = to_np(model.get_layer("stem_conv1").kernel).copy()
-    for _ in range(2):
-        model.train_on_batch(x, y)
-    assert not np.array_equal(stem, to_np(model.get_layer("stem_conv1").kernel))
+    assert np.isfinite(float(np.asarray(model.train_on_batch(x, y))))
+    assert not np.array_equal(stem, to_np(model.get_layer("stem_conv1").kernel))  # now the trunk trains
 
 
 def test_headless_and_feature_shapes():

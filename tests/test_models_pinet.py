@@ -3,9 +3,10 @@
 Cost notes (CI runs this file once per backend on 2 cores): parameter counts
 and symbolic output shapes come from models built inside a
 ``keras.StatelessScope`` that never materialises the variables (shapes, no
-random values), and train steps run eagerly at 32x32 so JAX's per-op
-compilations are shared by all variants of the same widths; one test
-compiles the default variant's train step as ``fit`` does.
+random values); train steps run at 32x32, eagerly on JAX and torch (JAX's
+per-op compilations are then shared by all variants of the same widths) and
+as a plain graph on TensorFlow; one test compiles the default variant's
+train step as ``fit`` does.
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import assert_close, rand, roundtrip_keras, to_np
+from helpers import BACKEND, assert_close, rand, roundtrip_keras, to_np
 
 from hadamard_zoo import configs, models
 from hadamard_zoo.models.ncp_resnet import build_ncp_resnet
@@ -91,7 +92,7 @@ def test_forward_and_train_step(name):
     y = model(_images(), training=False)
     assert tuple(y.shape) == (2, 5)
     assert np.all(np.isfinite(to_np(y)))
-    _train_step(model, run_eagerly=True)
+    _train_step(model, **({"jit_compile": False} if BACKEND == "tensorflow" else {"run_eagerly": True}))
 
 
 def test_default_variant_compiled_train_step():

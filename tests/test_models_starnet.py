@@ -93,14 +93,45 @@ def test_star_block_mixed_precision(policy):
 
 
 # ---------------------------------------------------------------------- models
-@pytest.mark.parametrize("variant", sorted(PUBLISHED))
-def test_published_parameter_counts(variant):
-    exact, published = PUBLISHED[variant]
-    model = models.create_model(variant)  # default 224x224x3, 1000 classes (build only)
-    assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
-    assert trainable_count(model) == exact
-    assert models.model_info(variant)["published_params"] == exact
-    assert abs(exact - published) / published < 0.02
+# On JAX every variant's train step is a separate XLA compilation (30-80 s on the
+# 2-core CI machine under load); the larger variants only repeat the same blocks,
+# so JAX trains two of them (the smallest published one and the CIFAR strides;
+# on JAX mlp_ratio 4 runs in the converter test's starnet_s100) and TensorFlow /
+# torch train all of them.
+JAX_TRAINED = {"starnet_s050", "starnet_cifar"}
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_parameter_count_and_one_train_step(variant):
+    """Exact trainable parameters, then one training step on 2 images at 32x32.
+
+    The parameter count does not depend on the input size, so the model is
+    built once, small.  The train step runs the forward pass; the
+    inference-mode forward is also run eagerly on TensorFlow and torch (on JAX
+    an eager forward compiles every op separately; inference on JAX is covered
+    by the converter and round-trip tests).
+    """
+    model = models.create_model(variant, input_shape=(32, 32, 3))
+    if variant in PUBLISHED:
+        exact, published = PUBLISHED[variant]
+        assert trainable_count(model) == exact
+        assert models.model_info(variant)["published_params"] == exact
+        assert abs(exact - published) / published < 0.02
+    else:
+        assert trainable_count(model) == 1_014_490  # starnet_cifar (ours, unpublished)
+    if BACKEND == "jax" and variant not in JAX_TRAINED:
+        pytest.skip(f"JAX trains {sorted(JAX_TRAINED)} only (one XLA compile each); parameters checked")
+    classes = model.output_shape[-1]
+    x = rand((2, 32, 32, 3), seed=1, scale=60.0) + 120.0  # raw pixels; the model normalizes
+    y = np.array([3, 7])
+    if BACKEND != "jax":
+        logits = to_np(model(x, training=False))
+        assert logits.shape == (2, classes) and np.all(np.isfinite(logits))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = to_np(model.get_layer("head").kernel)
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(float(np.asarray(loss).reshape(-1)[0]))
+    assert not np.allclose(to_np(model.get_layer("head").kernel), before)
 
 
 def test_parameter_counts_equal_the_pytorch_transcription():
@@ -111,26 +142,11 @@ def test_parameter_counts_equal_the_pytorch_transcription():
         assert count_parameters(starnet(variant)) == PUBLISHED[variant][0], variant
 
 
-@pytest.mark.parametrize("variant", ALL)
-def test_forward_and_one_train_step(variant):
-    """Every variant trains one step on 2 images at 32x32 (the step runs the forward pass).
-
-    The inference-mode forward is checked eagerly on TensorFlow and torch; on JAX an
-    eager forward compiles every op separately (as long as compiling the train step),
-    and inference on JAX is covered by the converter and round-trip tests.
-    """
-    model = models.create_model(variant, input_shape=(32, 32, 3), num_classes=10)
-    assert model.output_shape == (None, 10)
-    x = rand((2, 32, 32, 3), seed=1, scale=60.0) + 120.0  # raw pixels; the model normalizes
-    y = np.array([3, 7])
-    if BACKEND != "jax":
-        logits = to_np(model(x, training=False))
-        assert logits.shape == (2, 10) and np.all(np.isfinite(logits))
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    before = to_np(model.get_layer("head").kernel)
-    loss = model.train_on_batch(x, y)
-    assert np.isfinite(float(np.asarray(loss).reshape(-1)[0]))
-    assert not np.allclose(to_np(model.get_layer("head").kernel), before)
+def test_default_is_the_imagenet_s1():
+    model = models.create_model("starnet")  # the family's default variant, default arguments
+    assert model.name == "starnet_s1"
+    assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
+    assert trainable_count(model) == PUBLISHED["starnet_s1"][0]
 
 
 def test_headless_and_features_only_shapes():

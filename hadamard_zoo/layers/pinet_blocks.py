@@ -67,7 +67,9 @@ class SymmetricMaxPooling2D(keras.layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(f"SymmetricMaxPooling2D expects (batch, height, width, channels), got {tuple(input_shape)}.")
+            raise ValueError(
+                f"SymmetricMaxPooling2D expects (batch, height, width, channels), got {tuple(input_shape)}."
+            )
 
     def call(self, inputs):
         x = inputs

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from hadamard_zoo import ops as hops
@@ -41,6 +42,10 @@ def _check_sequence_input(owner, input_shape):
         )
     if input_shape[-1] is None:
         raise ValueError(f"{owner} needs a known channel dimension, got {tuple(input_shape)}.")
+
+
+def _dropout_layer(rate, dtype_policy):
+    return keras.layers.Dropout(rate, dtype=dtype_policy, name="dropout") if rate else None
 
 
 def gcnn_kernel_initializer():
@@ -117,7 +122,8 @@ class GatedConv1D(keras.layers.Layer):
         self.kernel_g = None
         if self.weight_norm:
             self.kernel_g = self.add_weight(name="kernel_g", shape=(2 * self.filters,), initializer="ones")
-            self.kernel_g.assign(ops.sqrt(ops.sum(ops.square(self.kernel), axis=(0, 1))))
+            kernel = ops.convert_to_numpy(self.kernel).astype("float64")  # numpy: no per-shape compile
+            self.kernel_g.assign(np.sqrt(np.square(kernel).sum(axis=(0, 1))).astype(self.kernel_g.dtype))
         self.bias = (
             self.add_weight(name="bias", shape=(2 * self.filters,), initializer=self.bias_initializer)
             if self.use_bias
@@ -167,7 +173,9 @@ class GatedConv1D(keras.layers.Layer):
 # ------------------------------------------------------------------ residual blocks
 def _normalize_convolutions(owner, convolutions):
     if not isinstance(convolutions, (list, tuple)) or not convolutions:
-        raise ValueError(f"{owner}: convolutions must be a non-empty list of (filters, kernel_size) pairs, got {convolutions!r}.")
+        raise ValueError(
+            f"{owner}: convolutions must be a non-empty list of (filters, kernel_size) pairs, got {convolutions!r}."
+        )
     out = []
     for spec in convolutions:
         if not isinstance(spec, (list, tuple)) or len(spec) != 2:
@@ -231,7 +239,7 @@ class GatedResidualBlock(keras.layers.Layer):
             )
             for i, (filters, kernel_size) in enumerate(self.convolutions)
         ]
-        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout") if self.dropout else None
+        self.drop = _dropout_layer(self.dropout, self.dtype_policy)
         self.projection = None
 
     @property
@@ -290,8 +298,9 @@ class GatedBottleneckBlock(GatedResidualBlock):
 
     def __init__(self, filters, bottleneck_filters, kernel_size, **kwargs):
         kwargs.pop("convolutions", None)
-        for name, value in (("filters", filters), ("bottleneck_filters", bottleneck_filters), ("kernel_size", kernel_size)):
-            _check_positive_int("GatedBottleneckBlock", name, value)
+        _check_positive_int("GatedBottleneckBlock", "filters", filters)
+        _check_positive_int("GatedBottleneckBlock", "bottleneck_filters", bottleneck_filters)
+        _check_positive_int("GatedBottleneckBlock", "kernel_size", kernel_size)
         super().__init__([(bottleneck_filters, 1), (bottleneck_filters, kernel_size), (filters, 1)], **kwargs)
         self.bottleneck_filters = bottleneck_filters
         self.kernel_size = kernel_size
@@ -341,7 +350,7 @@ class GLUFeedForward(keras.layers.Layer):
         self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout") if self.dropout else None
+        self.drop = _dropout_layer(self.dropout, self.dtype_policy)
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -351,11 +360,14 @@ class GLUFeedForward(keras.layers.Layer):
             )
         d = input_shape[-1]
         out = self.output_dim or d
-        self.kernel_in = self.add_weight(name="kernel_in", shape=(d, 2 * self.hidden_dim), initializer=self.kernel_initializer)
-        self.kernel_out = self.add_weight(name="kernel_out", shape=(self.hidden_dim, out), initializer=self.kernel_initializer)
+        h2 = 2 * self.hidden_dim
+        self.kernel_in = self.add_weight(name="kernel_in", shape=(d, h2), initializer=self.kernel_initializer)
+        self.kernel_out = self.add_weight(
+            name="kernel_out", shape=(self.hidden_dim, out), initializer=self.kernel_initializer
+        )
         self.bias_in = self.bias_out = None
         if self.use_bias:
-            self.bias_in = self.add_weight(name="bias_in", shape=(2 * self.hidden_dim,), initializer=self.bias_initializer)
+            self.bias_in = self.add_weight(name="bias_in", shape=(h2,), initializer=self.bias_initializer)
             self.bias_out = self.add_weight(name="bias_out", shape=(out,), initializer=self.bias_initializer)
 
     def call(self, inputs, training=None):
@@ -433,7 +445,7 @@ class AdaptiveSoftmax(keras.layers.Layer):
         self.div_value = float(div_value)
         self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout") if self.dropout else None
+        self.drop = _dropout_layer(self.dropout, self.dtype_policy)
 
     @property
     def bounds(self):

@@ -89,7 +89,9 @@ def generate(model, prompt_ids, num_tokens, temperature=1.0, seed=None, top_k=No
     """
     ids = np.asarray(prompt_ids)
     if ids.ndim not in (1, 2) or ids.shape[-1] < 1:
-        raise ValueError(f"generate: prompt_ids must be (time,) or (batch, time) with time >= 1, got shape {ids.shape}.")
+        raise ValueError(
+            f"generate: prompt_ids must be (time,) or (batch, time) with time >= 1, got shape {ids.shape}."
+        )
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"generate: prompt_ids must be integers, got dtype {ids.dtype}.")
     if not isinstance(num_tokens, (int, np.integer)) or num_tokens < 0:

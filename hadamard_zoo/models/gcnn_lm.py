@@ -65,7 +65,10 @@ def parse_layer_spec(layers):
         for term in terms:
             match = _TERM.match(term)
             if not match:
-                raise ValueError(f"layers: cannot parse {term.strip()!r} in {layers!r}; expected '[(filters, kernel), ...] * n' terms joined by '+'.")
+                raise ValueError(
+                    f"layers: cannot parse {term.strip()!r} in {layers!r}; expected "
+                    f"'[(filters, kernel), ...] * n' terms joined by '+'."
+                )
             try:
                 chunk = ast.literal_eval(match.group(1))
             except (ValueError, SyntaxError) as exc:
@@ -120,7 +123,7 @@ def build_gcnn_lm(
     vocab_size=65,
     context_length=256,
     embedding_dim=128,
-    layers="[(256, 5)] * 10",
+    layers="[(192, 5)] * 10",
     head="softmax",
     out_embed_dim=None,
     adaptive_cutoffs=None,

@@ -78,7 +78,8 @@ def build_linear_attention_lm(
         raise ValueError(f"architecture must be one of {_ARCHITECTURES}, got {architecture!r}.")
     if positional_embedding not in _POSITIONAL:
         raise ValueError(f"positional_embedding must be one of {_POSITIONAL}, got {positional_embedding!r}.")
-    for arg, value in (("vocab_size", vocab_size), ("hidden_dim", hidden_dim), ("num_layers", num_layers), ("num_heads", num_heads)):
+    positive = (("vocab_size", vocab_size), ("hidden_dim", hidden_dim), ("num_layers", num_layers), ("num_heads", num_heads))
+    for arg, value in positive:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}.")
     if not isinstance(context_length, int) or context_length < 1:

@@ -269,6 +269,19 @@ def _exclusive_prefix_sum_torch(x):
     return torch.stack(out, dim=1)
 
 
+_TORCH_MASKS = {}
+
+
+def _torch_mask(c, dtype, device):
+    """The ``C x C`` causal mask, cached (one small op less per call)."""
+    import torch
+
+    key = (c, dtype, str(device))
+    if key not in _TORCH_MASKS:
+        _TORCH_MASKS[key] = torch.ones(c, c, dtype=dtype, device=device).tril_()
+    return _TORCH_MASKS[key]
+
+
 def _chunked_torch(q, k, v, normalize, eps, chunk_size):
     """The chunked form with ATen batched GEMMs and in-place masking / accumulation.
 
@@ -289,7 +302,7 @@ def _chunked_torch(q, k, v, normalize, eps, chunk_size):
     k3 = k.reshape(-1, c, d)
     v3 = v.reshape(-1, c, m)
     k3t = k3.transpose(1, 2)
-    mask = torch.ones(c, c, dtype=q.dtype, device=q.device).tril_()
+    mask = _torch_mask(c, q.dtype, q.device)
     scores = torch.bmm(q3, k3t).mul_(mask)  # intra-chunk (Q_c K_c^T) * M_C
     y = torch.bmm(scores, v3)
     if n > 1:

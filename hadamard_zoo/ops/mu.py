@@ -210,7 +210,8 @@ def _mu_product_torch(u, v, alpha, gamma_u, beta_u, gamma_v, beta_v, epsilon):
     u, v, gamma_u, beta_u, gamma_v, beta_v = _bu.torch_tensors(u, v, gamma_u, beta_u, gamma_v, beta_v)
     if not scalar_alpha:
         (alpha,) = _bu.torch_tensors(alpha)
-    tensors = [t for t in (u, v, gamma_u, beta_u, gamma_v, beta_v) + (() if scalar_alpha else (alpha,)) if t is not None]
+    candidates = (u, v, gamma_u, beta_u, gamma_v, beta_v) + (() if scalar_alpha else (alpha,))
+    tensors = [t for t in candidates if t is not None]
     if not _bu.torch_plain(*tensors):
         return NotImplemented
     dtype = u.dtype

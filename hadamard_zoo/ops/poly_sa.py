@@ -16,8 +16,9 @@ through the per-batch Gram matrix ``G = Z^T Z`` (``(B, C, C)``)::
 
     mean_n[(Z W1) * (Z W2)]_c = (1/N) sum_i (G W2)_{ic} (W1)_{ic}
 
-which costs ``B (N C^2 + C^3)`` instead of ``2 B N C^2`` multiply-adds (measured
-faster on this CPU from N about C upwards; see ``docs/benchmarks.md``).
+which costs ``B (N C^2 + C^3)`` instead of ``2 B N C^2`` multiply-adds and
+keeps no ``(B, N, C)`` intermediate for the backward pass (used from ``N >= C``,
+where it was measured faster on a 2-core CPU; the direct form below that).
 """
 
 from __future__ import annotations

@@ -214,13 +214,24 @@ def _jax_chunked_distance(chunk):
         d_re, d_im = block(rot_re, rot_im, ent)
         return jnp.sum(jnp.sqrt(d_re * d_re + d_im * d_im), axis=-1)
 
+    def sum_leading(x):
+        """``x.sum(0)`` as a tree of slice additions: XLA:CPU's reduce over the
+        leading (batch) axis of a (B, chunk, k) block ran 40x slower than this."""
+        while x.shape[0] > 1:
+            n, h = x.shape[0], x.shape[0] // 2
+            y = x[:h] + x[h : 2 * h]
+            if n % 2:
+                y = jnp.concatenate([y[:1] + x[2 * h :], y[1:]], axis=0)
+            x = y
+        return x[0]
+
     def block_grads(rot_re, rot_im, ent, g):
         d_re, d_im = block(rot_re, rot_im, ent)
         mod = jnp.sqrt(d_re * d_re + d_im * d_im)
         w = jnp.where(mod > 0, g[:, :, None] / jnp.where(mod > 0, mod, 1), 0)
         g_re, g_im = w * d_re, w * d_im
         grad_rot = (jnp.sum(g_re, axis=1), jnp.sum(g_im, axis=1))
-        grad_ent = -jnp.concatenate([jnp.sum(g_re, axis=0), jnp.sum(g_im, axis=0)], axis=-1)
+        grad_ent = -jnp.concatenate([sum_leading(g_re), sum_leading(g_im)], axis=-1)
         return grad_rot, grad_ent
 
     def forward(rot_re, rot_im, table):

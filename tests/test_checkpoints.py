@@ -1,0 +1,89 @@
+"""The shipped checkpoints: load on every backend, same predictions, tamper-proof, metric reproducible.
+
+``tests/data/checkpoint_outputs.npz`` holds each checkpoint's outputs on a fixed
+input, computed on JAX (``python tests/checkpoint_inputs.py``); every backend
+must reproduce them to a relative 1e-4 (float32 kernels differ by backend).
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from checkpoint_inputs import example_input
+from helpers import to_np
+
+from hadamard_zoo import models, pretrained
+from hadamard_zoo.training import evaluate
+
+ENTRIES = pretrained.load_manifest()
+EXPECTED = np.load(os.path.join(os.path.dirname(__file__), "data", "checkpoint_outputs.npz"))
+
+
+def test_manifest_is_complete_and_files_match():
+    assert ENTRIES, "weights/manifest.json lists no checkpoint"
+    for entry in ENTRIES:
+        for key in pretrained.REQUIRED_KEYS:
+            assert key in entry, f"{entry['name']} lacks {key}"
+        path = pretrained.weights_dir() / entry["file"]
+        assert pretrained.sha256_of(path) == entry["sha256"], entry["name"]
+        assert entry["model"] in models.list_models()
+    defaults = {}
+    for entry in ENTRIES:
+        if entry.get("default"):
+            assert entry["model"] not in defaults, f"two defaults for {entry['model']}"
+            defaults[entry["model"]] = entry["name"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_checkpoint_predictions_match_across_backends(entry):
+    model = models.create_model(entry["model"], pretrained=entry["name"])
+    assert model.count_params() == entry["params"]
+    got = to_np(model(example_input(model)))
+    want = EXPECTED[entry["name"]]
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_family_default_loads_pretrained():
+    model = models.ncp_resnet(pretrained=True)
+    assert model.name == "ncp_resnet_cifar_small"
+
+
+def test_tampered_copy_is_refused(tmp_path, monkeypatch):
+    for item in pretrained.weights_dir().iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    entry = ENTRIES[0]
+    path = tmp_path / entry["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    monkeypatch.setenv("HADAMARD_ZOO_WEIGHTS", str(tmp_path))
+    with pytest.raises(pretrained.CheckpointError, match="corrupt or was modified"):
+        models.create_model(entry["model"], pretrained=entry["name"])
+
+
+def test_checkpoint_for_other_architecture_is_refused():
+    entry = next(e for e in ENTRIES if e["model"] == "pinet_ccp")
+    with pytest.raises(pretrained.CheckpointError, match="is for model 'pinet_ccp'"):
+        models.create_model("pinet_ncp", pretrained=entry["name"])
+    with pytest.raises(pretrained.CheckpointError, match="does not fit"):
+        models.create_model("pinet_ncp", pretrained=str(pretrained.weights_dir() / entry["file"]))
+
+
+def _dataset_available(entry, shared):
+    ds = entry["dataset"].lower()
+    if "fashion" in ds:
+        return os.path.isdir("/usr/share/datasets/fashion-mnist")
+    return os.path.isdir(shared)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_eval_command_reproduces_manifest_value(entry, shared_datasets):
+    """`hadamard-zoo eval <tag>` on the full test split gives the manifest value (±0.002)."""
+    if not _dataset_available(entry, shared_datasets):
+        pytest.skip(f"dataset for {entry['name']} is not installed")
+    result = evaluate.evaluate_checkpoint(entry["name"])
+    value = result["value"] if isinstance(result, dict) else result
+    assert abs(value - entry["value"]) <= 0.002, (value, entry["value"])
