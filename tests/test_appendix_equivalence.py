@@ -21,7 +21,6 @@ from torch import nn
 from hadamard_zoo import models
 from hadamard_zoo.layers import CCPPolynomial, MuLayer, NCPPolynomial, PolyBlock
 
-torch.set_default_dtype(torch.float32)
 
 
 # ------------------------------------------------------------ torch references

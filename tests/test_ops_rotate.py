@@ -42,8 +42,14 @@ def test_distance_by_numpy_formula_with_broadcasting(mode):
 
 
 @pytest.mark.parametrize("mode", ["tail", "head"])
-def test_distance_fast_equals_reference(mode):
-    h, phase, t = rand((4, 3, 12), 0), rand((4, 3, 6), 1, 3.0), rand((4, 3, 12), 2)
+@pytest.mark.parametrize("broadcast", [False, True])
+def test_distance_fast_equals_reference(mode, broadcast):
+    if broadcast:  # heads and phases (B, 1, .) against negatives (B, n, .): gradients sum over n
+        h, phase, t = rand((4, 1, 12), 0), rand((4, 1, 6), 1, 3.0), rand((4, 5, 12), 2)
+    else:
+        h, phase, t = rand((4, 3, 12), 0), rand((4, 3, 6), 1, 3.0), rand((4, 3, 12), 2)
+    if mode == "head":
+        h, t = t, h  # candidate heads vary, the tail is shared
     assert_paths_agree(lambda a, b, c: hops.rotate_distance(a, b, c, mode=mode), [h, phase, t])
 
 

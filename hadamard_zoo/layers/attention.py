@@ -47,7 +47,7 @@ class CausalLinearAttention(keras.layers.Layer):
         feature_map=None,
         normalize=False,
         use_bias=True,
-        chunk_size=64,
+        chunk_size=128,
         output_projection=False,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",

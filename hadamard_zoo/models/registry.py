@@ -56,11 +56,12 @@ def get_config(name: str) -> configs.VariantConfig:
     )
 
 
-def create_model(name: str, pretrained=False, weights=None, **overrides):
+def create_model(model_name: str, /, pretrained=False, weights=None, **overrides):
     """Build a registered model: ``create_model("starnet_s1", num_classes=10)``.
 
     Args:
-        name: a variant name (see :func:`list_models`) or a family name (its default variant).
+        model_name: a variant name (see :func:`list_models`) or a family name (its default
+            variant).  Positional-only, so ``name=`` stays free for the model's Keras name.
         pretrained: False; True for the family's default checkpoint; a checkpoint tag
             from ``weights/manifest.json``; or a path to a ``.weights.h5`` file.
         weights: keras.applications spelling of ``pretrained`` (None means False;
@@ -69,7 +70,7 @@ def create_model(name: str, pretrained=False, weights=None, **overrides):
             ``input_shape``, ``include_top``, ...).  ``classes`` is accepted as an
             alias of ``num_classes`` for keras.applications users.
     """
-    cfg = get_config(name)
+    cfg = get_config(model_name)
     if weights is not None and pretrained not in (False, None):
         raise ValueError("Pass either pretrained= or weights=, not both.")
     if weights is not None:

@@ -73,7 +73,7 @@ def _transpose_last(x):
     return ops.transpose(x, perm)
 
 
-def causal_linear_attention_reference(q, k, v, normalize=False, eps=1e-6, chunk_size=64):
+def causal_linear_attention_reference(q, k, v, normalize=False, eps=1e-6, chunk_size=128):
     del chunk_size  # the masked form does not chunk
     t = ops.shape(q)[-2]
     scores = ops.matmul(q, _transpose_last(k))  # (..., T, T)
@@ -86,7 +86,7 @@ def causal_linear_attention_reference(q, k, v, normalize=False, eps=1e-6, chunk_
     return y
 
 
-def causal_linear_attention(q, k, v, normalize=False, eps=1e-6, chunk_size=64):
+def causal_linear_attention(q, k, v, normalize=False, eps=1e-6, chunk_size=128):
     """Causal (masked) linear attention ``((Q K^T) * M) V`` (survey Eq. 7, S.2.1).
 
     Args:
@@ -100,6 +100,9 @@ def causal_linear_attention(q, k, v, normalize=False, eps=1e-6, chunk_size=64):
         chunk_size: time steps per chunk of the accelerated (chunked) form; it
             only changes the summation order, not the result.  ``T`` need not be
             a multiple (the last chunk is zero-padded; zero keys contribute nothing).
+            128 was the fastest on this project's 2-core CPU (B=4, T=4096, D=64):
+            on JAX 1.3x (forward) to 2x (with gradients) faster than 64, on
+            TensorFlow and torch equal to 64 within noise.
 
     Returns:
         ``(B, T, M)`` or ``(B, H, T, M)``.  Row ``i`` depends on keys/values
@@ -178,7 +181,7 @@ def _pad_time(x, pad):
     return ops.pad(x, widths)
 
 
-def causal_linear_attention_chunked(q, k, v, normalize=False, eps=1e-6, chunk_size=64):
+def causal_linear_attention_chunked(q, k, v, normalize=False, eps=1e-6, chunk_size=128):
     """The chunked form in ``keras.ops`` (needs a static time length).
 
     For chunk ``c`` (``M_C`` the ``C x C`` causal mask)::
@@ -261,10 +264,11 @@ def _exclusive_prefix_sum_torch(x):
     """
     import torch
 
-    acc = torch.zeros_like(x[:, 0])
+    parts = x.unbind(1)  # one node whose backward is a single stack (x[:, i] would
+    acc = torch.zeros_like(parts[0])  # make every step's backward a full-size zeros)
     out = [acc]
-    for i in range(x.shape[1] - 1):
-        acc = acc + x[:, i]
+    for part in parts[:-1]:
+        acc = acc + part
         out.append(acc)
     return torch.stack(out, dim=1)
 

@@ -293,7 +293,7 @@ def _depthwise_conv2d_torch(x, kernel, bias, strides, padding):
         return NotImplemented
     c = x.shape[-1]
     xc = x.permute(0, 3, 1, 2)  # NCHW indexing of the NHWC memory (channels-last), no copy
-    wc = kernel.permute(2, 3, 0, 1)  # (C, 1, kh, kw)
+    wc = kernel.permute(2, 3, 0, 1).contiguous()  # (C, 1, kh, kw); a small copy, dense for oneDNN
     kh, kw = kernel.shape[0], kernel.shape[1]
     if padding == "same":
         (pbh, pah) = same_padding(x.shape[1], kh, strides[0])

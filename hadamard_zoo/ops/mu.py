@@ -80,8 +80,8 @@ def mu_product(u, v, alpha=1.0, gamma_u=None, beta_u=None, gamma_v=None, beta_v=
         epsilon: LayerNorm epsilon (MONet: 1e-6).
 
     Returns:
-        ``(..., h)`` in the dtype of ``u``.  Degree 2 in the pre-norm features
-        (survey appendix S.2.2, ``PolyMlp``).
+        ``(..., h)`` in the dtype of ``u``: the second-degree (Hadamard) interaction of
+        the two normalised branches (survey appendix S.2.2, ``PolyMlp``).
     """
     _checks.check_rank("mu_product: u", u, min_rank=1)
     _checks.check_same_shape("mu_product: u and v", u, v)
