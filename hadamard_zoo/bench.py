@@ -32,8 +32,9 @@ Peak memory: measured in a separate worker process per backend, started with
 returned to the OS when freed; for each measurement the kernel's high-water
 mark is reset (``/proc/self/clear_refs``), the call runs once (after its
 warm-up), and ``peak = VmHWM - VmRSS before the call`` (output included,
-inputs excluded).  The same RSS method on every backend (no backend exposes
-CPU allocator statistics uniformly).
+inputs excluded).  TensorFlow keeps freed memory in its own allocator, so its
+worker runs with ``TF_CPU_ALLOCATOR_USE_BFC=true`` and reports the allocator's
+peak (``tf.config.experimental.get_memory_info("CPU:0")``) instead.
 
 Each backend runs in its own process (``KERAS_BACKEND`` must be set before
 Keras is imported); ``--backend-all`` spawns one per backend and prints all tables.
@@ -380,9 +381,24 @@ def _status_kb(field):
 
 
 def _peak_mb(call):
-    """Peak RSS increase of one call (after a warm-up), in MB."""
+    """Peak memory increase of one call (after a warm-up), in MB.
+
+    TensorFlow: its CPU allocator keeps freed memory, so the RSS does not move;
+    the worker runs it with ``TF_CPU_ALLOCATOR_USE_BFC=true`` and reads the
+    allocator's own peak (``tf.config.experimental.get_memory_info``).
+    """
     _block(call())  # warm-up: compilation, caches
     gc.collect()
+    if _backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+        out = call()
+        peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+        del out
+        gc.collect()
+        return max(0, peak - before) / 2**20
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
     before = _status_kb("VmRSS")
@@ -390,7 +406,7 @@ def _peak_mb(call):
     peak = _status_kb("VmHWM")
     del out
     gc.collect()
-    return max(0, peak - before) / 1024.0
+    return max(0, peak - before) / 1024.0  # kB -> MB (MiB)
 
 
 def _cases(names, quick):
@@ -437,7 +453,12 @@ def run_backend(names, quick, repeats, memory):
 
 
 def _memory_subprocess(names, quick):
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "TF_CPU_ALLOCATOR_USE_BFC": "true",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     cmd = [sys.executable, "-m", "hadamard_zoo.bench", "ops", "--memory-worker", "--only", ",".join(names)]
     if quick:
         cmd.append("--quick")
