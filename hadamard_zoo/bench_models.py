@@ -28,6 +28,7 @@ DEFAULT_MODELS = (
     "monet_cifar",
     "gcnn_char_small",
     "linear_attention_lm_char",
+    "cope_generator_fmnist",
 )
 
 
@@ -35,8 +36,9 @@ def _inputs(model, batch, rng):
     import keras
 
     feeds = []
+    length = getattr(model, "context_length", None) or 64  # a language model's own window
     for spec in model.inputs:
-        shape = (batch,) + tuple(64 if s is None else s for s in spec.shape[1:])
+        shape = (batch,) + tuple(length if s is None else s for s in spec.shape[1:])
         dtype = keras.backend.standardize_dtype(spec.dtype)
         if "int" in dtype:
             feeds.append(rng.integers(0, 10, size=shape).astype(dtype))
@@ -70,12 +72,12 @@ def measure(name, batch, repeats):
     out_shape = model.output_shape
     fwd = _median_time(lambda: model.predict_on_batch(x), repeats)
     row = {"model": name, "params": model.count_params(), "batch": batch,
-           "input": str(tuple(model.inputs[0].shape[1:])), "forward_per_s": batch / fwd}
+           "input": str(tuple(np.shape(x[0] if isinstance(x, list) else x)[1:])), "forward_per_s": batch / fwd}
     trainable = isinstance(out_shape, tuple) and len(out_shape) in (2, 3) and out_shape[-1] and out_shape[-1] > 1
     if trainable:
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        y = rng.integers(0, out_shape[-1], size=(batch,) + tuple(out_shape[1:-1]))
+        y = rng.integers(0, out_shape[-1], size=np.shape(model.predict_on_batch(x))[:-1])
         step = _median_time(lambda: model.train_on_batch(x, y), repeats)
         row["train_per_s"] = batch / step
     else:

@@ -153,6 +153,44 @@ def load_pretrained(model, model_name: str, spec, directory=None):
     return model
 
 
+def transfer_backbone(source, target, changed=()) -> list[str]:
+    """Copy ``source``'s weights into ``target`` layer by layer (matched by name).
+
+    For fine-tuning: ``target`` is the same architecture with another head
+    (``num_classes``, ``include_top=False``...).  Layers of ``target`` missing from
+    ``source`` or whose weight shapes differ are left at their initialization and
+    returned (the new head); every other layer of ``target`` is copied.  Refuses
+    (``CheckpointError``) when nothing but the head should differ yet a layer with
+    weights before the head does not fit.
+    """
+    by_name = {layer.name: layer for layer in source.layers}
+    fresh = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        other = by_name.get(layer.name)
+        if other is None or [tuple(w.shape) for w in other.weights] != [tuple(w.shape) for w in layer.weights]:
+            fresh.append(layer.name)
+            continue
+        layer.set_weights(other.get_weights())
+    copied = sum(1 for layer in target.layers if layer.weights) - len(fresh)
+    head_like = [n for n in fresh if any(target.get_layer(n) is l for l in target.layers[-3:])]
+    if len(fresh) > len(head_like) or copied == 0:
+        raise CheckpointError(
+            f"Cannot transfer the checkpoint into {target.name!r}: layers {fresh} do not match the "
+            f"checkpoint's (changed arguments: {list(changed)}); only the classifier head may differ."
+        )
+    if fresh:
+        import warnings
+
+        warnings.warn(
+            f"{target.name}: loaded the pretrained backbone; {fresh} left at initialization "
+            f"(changed: {', '.join(changed)}). Train the new head before use.",
+            stacklevel=3,
+        )
+    return fresh
+
+
 def save_float16_copy(src, dst) -> None:
     """Copy a Keras ``.weights.h5`` file storing every float32 array as float16.
 

@@ -16,8 +16,10 @@ def example_input(model, seed=0, batch=4):
         if "int" in dtype:
             # knowledge-graph triples (head, relation, tail) or token ids: small valid ids
             feeds.append(rng.integers(0, 2, size=shape).astype(dtype))
-        else:
+        elif len(shape) == 4:  # images: raw pixels
             feeds.append(rng.uniform(0, 255, size=shape).astype("float32"))
+        else:  # a generator's noise, U(-1, 1) as it was trained with
+            feeds.append(rng.uniform(-1, 1, size=shape).astype("float32"))
     return feeds[0] if len(feeds) == 1 else feeds
 
 

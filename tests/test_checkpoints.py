@@ -87,3 +87,33 @@ def test_eval_command_reproduces_manifest_value(entry, shared_datasets):
     result = evaluate.evaluate_checkpoint(entry["name"])
     value = result["value"] if isinstance(result, dict) else result
     assert abs(value - entry["value"]) <= 0.002, (value, entry["value"])
+
+
+def test_new_head_keeps_the_pretrained_backbone():
+    """timm's convention: pretrained=True with another num_classes loads all but the head."""
+    full = models.create_model("pinet_ccp", pretrained=True)
+    with pytest.warns(UserWarning, match="left at initialization"):
+        five = models.create_model("pinet_ccp", pretrained=True, num_classes=5)
+    assert five.output_shape == (None, 5)
+    copied = 0
+    for layer in five.layers[:-1]:
+        for mine, theirs in zip(layer.get_weights(), full.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+            copied += 1
+    assert copied >= 2  # the CCP polynomial's stacked U_n and biases
+    assert five.layers[-1].get_weights()[0].shape != full.layers[-1].get_weights()[0].shape
+
+
+def test_headless_backbone_gives_the_pretrained_features():
+    full = models.create_model("ncp_resnet_cifar_small", pretrained=True)
+    backbone = models.create_model("ncp_resnet_cifar_small", pretrained=True, include_top=False, pooling="avg")
+    x = example_input(full, batch=2)
+    assert backbone.output_shape == (None, full.get_layer("head").input.shape[-1])
+    # the features are the ones the pretrained head reads: head(features) == full model
+    head = full.get_layer("head")
+    logits = to_np(head(backbone(x)))
+    np.testing.assert_allclose(logits, to_np(full(x)), rtol=1e-4, atol=1e-4)
+
+
+def test_list_models_pretrained_lists_exactly_the_manifest_models():
+    assert models.list_models(pretrained=True) == sorted({e["model"] for e in ENTRIES})

@@ -117,7 +117,7 @@ def test_pretrained_refuses_wrong_architecture(tmp_path, monkeypatch):
     with pytest.raises(pretrained.CheckpointError, match="is for model 'pinet_ccp'"):
         models.create_model("pinet_ncp", pretrained="pinet_ccp.test")
     with pytest.raises(pretrained.CheckpointError, match="parameters"):
-        models.create_model("pinet_ccp", pretrained=True, num_classes=5)
+        models.create_model("pinet_ccp", pretrained=True, hidden_size=32)  # not a head change: refused
     # a raw file for another architecture, passed by path
     with pytest.raises(pretrained.CheckpointError, match="does not fit"):
         models.create_model("pinet_ncp", pretrained=str(tmp_path / "pinet_ccp.test.weights.h5"))

@@ -145,7 +145,10 @@ def test_shipped_recipes_are_valid():
         info = dataset_info(full.dataset)
         if name in registered:  # recipes may name models whose family is not merged yet
             task = R.task_for(name, full)
-            assert (task, info.kind) in {("classifier", "image"), ("lm", "text")}, name
+            assert (task, info.kind) in {("classifier", "image"), ("lm", "text"), ("gan", "image")}, name
+            if task == "gan":  # its discriminator and scoring classifier exist
+                assert full.discriminator in registered, name
+                assert full.eval_classifier in {e["name"] for e in pretrained.load_manifest()}, name
 
 
 def test_resolve_recipe_overrides_and_by_dataset(tmp_path):

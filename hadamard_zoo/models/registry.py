@@ -35,9 +35,17 @@ def list_families() -> list[str]:
     return sorted(_families())
 
 
-def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Sorted names of every registered variant matching the glob ``pattern``."""
+def list_models(pattern: str = "*", family: str | None = None, pretrained: bool = False) -> list[str]:
+    """Sorted names of every registered variant matching the glob ``pattern``.
+
+    ``family`` keeps one family's variants; ``pretrained=True`` (as in timm) only the
+    variants with a checkpoint in ``weights/manifest.json``.
+    """
     names = [n for n, v in _variants().items() if family is None or v.family == family]
+    if pretrained:
+        from hadamard_zoo import pretrained as _pretrained
+
+        names = [n for n in names if _pretrained.entries_for(n)]
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
@@ -68,7 +76,10 @@ def create_model(model_name: str, /, pretrained=False, weights=None, **overrides
             a tag or a path as above).  Give one of the two, not both.
         **overrides: builder arguments replacing the variant's (``num_classes``,
             ``input_shape``, ``include_top``, ...).  ``classes`` is accepted as an
-            alias of ``num_classes`` for keras.applications users.
+            alias of ``num_classes`` for keras.applications users.  With ``pretrained``,
+            changing the head (``num_classes``, ``include_top=False``, ``pooling``,
+            ``classifier_activation``) loads the checkpoint's backbone and leaves the new
+            head at its initialization, as timm does: the fine-tuning route.
     """
     cfg = get_config(model_name)
     if weights is not None and pretrained not in (False, None):
@@ -82,7 +93,14 @@ def create_model(model_name: str, /, pretrained=False, weights=None, **overrides
             )
         overrides["num_classes"] = overrides.pop("classes")
     builder = cfg.builder_fn()
-    arguments = {**cfg.arguments, **overrides}
+    checkpoint_args = {}
+    if pretrained not in (False, None):
+        from hadamard_zoo import pretrained as _pretrained
+
+        entry = _pretrained.resolve(cfg.name, pretrained)[1]
+        checkpoint_args = dict((entry or {}).get("model_args") or {})  # e.g. an LM's tokenizer
+    base = {**cfg.arguments, **checkpoint_args}
+    arguments = {**base, **overrides}
     try:
         configs._check_arguments(builder, overrides, f"create_model({cfg.name!r})")
     except configs.ConfigError as exc:
@@ -91,10 +109,22 @@ def create_model(model_name: str, /, pretrained=False, weights=None, **overrides
         arguments.setdefault("name", cfg.name)
     model = builder(**arguments)
     if pretrained not in (False, None):
-        from hadamard_zoo import pretrained as _pretrained
-
-        _pretrained.load_pretrained(model, cfg.name, pretrained)
+        head_changes = {k: v for k, v in overrides.items() if k in HEAD_ARGUMENTS and v != base.get(k, _UNSET)}
+        if head_changes and isinstance(pretrained, (bool, str)):
+            # timm's convention: the checkpoint's backbone, a new (or no) head
+            source = create_model(
+                cfg.name, pretrained=pretrained, **{k: v for k, v in overrides.items() if k not in head_changes}
+            )
+            _pretrained.transfer_backbone(source, model, changed=sorted(head_changes))
+        else:
+            _pretrained.load_pretrained(model, cfg.name, pretrained)
     return model
+
+
+#: Builder arguments that change only a classifier's head: with ``pretrained=``, the
+#: checkpoint's backbone is loaded and the head is left at its initialization (or dropped).
+HEAD_ARGUMENTS = ("num_classes", "include_top", "pooling", "classifier_activation")
+_UNSET = object()
 
 
 def _takes(fn, arg):

@@ -73,9 +73,13 @@ def train(model, dataset=None, epochs=None, batch_size=None, output_dir=None, re
         return lm.train(model, recipe, **kwargs)
     if task == "kg":
         return _train_kg(name, dataset, batch_size, output_dir, data_dir, overrides)
+    if task == "gan":
+        from hadamard_zoo.training import generator
+
+        return generator.train(name, recipe, **kwargs)
     raise NotImplementedError(
-        f"{name!r} is a {task!r} model; train() handles image classifiers, character language models and (through "
-        f"hadamard_zoo.training.kg) knowledge-graph models. GANs train with hadamard_zoo.training.gan."
+        f"{name!r} is a {task!r} model; train() handles image classifiers, character language models, CoPE "
+        f"generators and (through hadamard_zoo.training.kg) knowledge-graph models."
     )
 
 

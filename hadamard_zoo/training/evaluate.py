@@ -110,7 +110,9 @@ def evaluate_checkpoint(path_or_tag, model=None, dataset=None, limit=None, batch
         if dataset is None or dataset in ("arrays", "text"):
             raise ValueError(f"say which dataset to evaluate {path_or_tag!r} on (dataset=..., --dataset NAME).")
 
-    if task == "lm":
+    if task == "gan":
+        result = _evaluate_gan(kind, path, model_name, entry, run, model_args, dataset, data_dir)
+    elif task == "lm":
         result = _evaluate_lm(kind, path, model_name, entry, run, model_args, dataset, limit, batch_size, data_dir)
     else:
         result = _evaluate_classifier(kind, path, model_name, entry, model_args, dataset, limit, batch_size,
@@ -136,6 +138,10 @@ def format_result(r):
             f"{'characters' if r['metric'] == 'nats_per_char' else 'samples'} of {r['dataset']} ({r['split']})")
     if "bits_per_char" in r:
         line += f"; {r['bits_per_char']:.4f} bits/char"
+    if "frechet_distance" in r:
+        line += (f"; Frechet distance {r['frechet_distance']:.4f} in {r['classifier']} features "
+                 f"(real train vs test: {r['frechet_distance_train_vs_test']:.4f}; the classifier's own test top-1 "
+                 f"{r['classifier_test_accuracy']:.4f})")
     if "manifest_value" in r:
         diff = r.get("difference")
         line += f"\n  manifest value {r['manifest_value']:.4f}" + (f", difference {diff:+.4f}" if diff is not None else "")
@@ -200,6 +206,17 @@ def _evaluate_lm(kind, path, model_name, entry, run, model_args, dataset, limit,
     return {"model": model_name or net.name, "dataset": text["display"], "split": "val", "metric": "nats_per_char",
             "value": nats, "bits_per_char": nats / math.log(2.0), "n": int(y.size), "limit": limit,
             "context_length": int(T)}
+
+
+def _evaluate_gan(kind, path, model_name, entry, run, model_args, dataset, data_dir):
+    from hadamard_zoo.training import generator as GEN
+
+    classifier = (entry or {}).get("eval_classifier") or ((run or {}).get("recipe") or {}).get("eval_classifier")
+    if classifier is None and model_name:
+        classifier = R.resolve_recipe(model_name).eval_classifier
+    gen = _build(kind, path, model_name, entry, model_args, lambda: {})
+    metrics = GEN.evaluate_generator(gen, dataset, classifier, data_dir=data_dir)
+    return {"model": model_name or gen.name, **metrics, "n": metrics["n_generated"], "limit": None}
 
 
 def _evaluate_kg(kind, path, model_name, entry, model_args, dataset, limit, batch_size, data_dir):

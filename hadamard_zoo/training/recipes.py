@@ -77,13 +77,20 @@ DEFAULTS = {
     "context_length": None,  # LM: window length; None: the model's own context_length (else 128)
     "steps_per_epoch": None,  # LM: batches of random windows per epoch (default: one pass worth)
     "val_windows": None,  # LM: validation windows per epoch (None: the whole split)
+    # class-conditional GANs (task "gan", hadamard_zoo.training.generator); steps_per_epoch = generator iterations
+    "discriminator": None,  # GAN: the discriminator variant
+    "g_batch_size": None,  # GAN: fake samples per generator step (None: batch_size)
+    "beta_1": 0.0,  # GAN: Adam betas (SNGAN)
+    "beta_2": 0.9,
+    "n_dis_schedule": None,  # GAN: [[until_iteration, n_dis], ...] (None: one D step per G step)
+    "eval_classifier": None,  # GAN: manifest tag of the classifier that scores the samples
     "by_dataset": {},
 }
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "one_cycle", "constant")
 AUGMENT_KEYS = {"crop_padding", "flip"}
-TASKS = ("classifier", "lm")
-KIND_TO_TASK = {"image_classifier": "classifier", "language_model": "lm", "kg_embedding": "kg"}
+TASKS = ("classifier", "lm", "gan")
+KIND_TO_TASK = {"image_classifier": "classifier", "language_model": "lm", "kg_embedding": "kg", "generator": "gan"}
 
 
 class RecipeError(ValueError):
