@@ -270,7 +270,7 @@ def _cotangent(fn, tensors):
     return ops.convert_to_tensor(np.random.default_rng(1).standard_normal(shape, dtype="float32"))
 
 
-def _make_callable(fn, tensors, fused, grad, jit, cot=None):
+def _make_callable(fn, tensors, fused, grad, jit, cot=None, compiled=False):
     """A no-argument callable running the op (and its gradient) with fusion on/off.
 
     The backward pass is the gradient of ``sum(op(...) * cot)`` wrt every
@@ -329,7 +329,7 @@ def _make_callable(fn, tensors, fused, grad, jit, cot=None):
     import torch
 
     def call():
-        with hops.fusion(fused):
+        with hops.fusion(fused), hops.torch_compile(compiled and fused):
             if not grad:
                 with torch.no_grad():
                     return fn(*tensors)
@@ -342,8 +342,17 @@ def _make_callable(fn, tensors, fused, grad, jit, cot=None):
     return call
 
 
-def _modes():
-    return ("jit", "eager") if _backend() == "jax" else ("eager",)
+#: ops with a ``torch.compile`` form (HADAMARD_ZOO_TORCH_COMPILE): torch rows get a "compiled" mode too,
+#: the dispatched path compiled against the same eager reference (compilation excluded from the timing).
+TORCH_COMPILED_OPS = ("star", "glu", "ccp_step", "ncp_step")
+
+
+def _modes(name=None):
+    if _backend() == "jax":
+        return ("jit", "eager")
+    if _backend() == "torch" and name in TORCH_COMPILED_OPS:
+        return ("eager", "compiled")
+    return ("eager",)
 
 
 # ------------------------------------------------------------------ measurement
@@ -426,13 +435,13 @@ def run_backend(names, quick, repeats, memory):
         tensors = _to_backend(arrays)
         cot = _cotangent(fn, tensors) if "fwd+bwd" in passes else None
         no_ref = (opts or {}).get("no_ref", ())
-        for mode in _modes():
+        for mode in _modes(name):
             for p in passes:
                 grad = p == "fwd+bwd"
                 row = dict(backend=backend, op=name, case=label, case_index=ci, mode=mode, pass_=p)
                 ref = disp = None
                 try:
-                    disp = _make_callable(fn, tensors, True, grad, mode == "jit", cot)
+                    disp = _make_callable(fn, tensors, True, grad, mode == "jit", cot, mode == "compiled")
                     ref = None if p in no_ref else _make_callable(fn, tensors, False, grad, mode == "jit", cot)
                     row["ref_ms"], row["disp_ms"], row["ref_cpu_ms"], row["disp_cpu_ms"] = _time_pair(ref, disp, repeats)
                 except Exception as exc:  # report, keep going
@@ -480,14 +489,14 @@ def memory_worker(names, quick):
         tensors = _to_backend(arrays)
         cot = _cotangent(fn, tensors) if "fwd+bwd" in passes else None
         no_ref = (opts or {}).get("no_ref", ())
-        for mode in _modes():
+        for mode in _modes(name):
             for p in passes:
                 r = dict(op=name, case_index=ci, mode=mode, pass_=p)
                 try:
                     for key, fused in (("ref_mb", False), ("disp_mb", True)):
                         if not fused and p in no_ref:
                             continue
-                        call = _make_callable(fn, tensors, fused, p == "fwd+bwd", mode == "jit", cot)
+                        call = _make_callable(fn, tensors, fused, p == "fwd+bwd", mode == "jit", cot, mode == "compiled")
                         r[key] = _peak_mb(call)
                         del call
                         gc.collect()

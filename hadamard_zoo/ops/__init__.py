@@ -5,7 +5,9 @@ Every function here validates its inputs, then dispatches (see
 backend when one is registered and applies, else the reference
 (``<name>_reference``), which defines the result.  Set
 ``HADAMARD_ZOO_FUSION=off`` or use ``with hadamard_zoo.ops.fusion(False):`` to
-force the references.
+force the references.  On PyTorch, ``HADAMARD_ZOO_TORCH_COMPILE=1`` or
+``with hadamard_zoo.ops.torch_compile():`` switches the element-wise paths
+(star, GLU, CCP/NCP steps) to ``torch.compile``-generated fused kernels.
 """
 
 from hadamard_zoo.ops._dispatch import (
@@ -13,6 +15,8 @@ from hadamard_zoo.ops._dispatch import (
     fusion,
     fusion_enabled,
     registered_ops,
+    torch_compile,
+    torch_compile_enabled,
 )
 from hadamard_zoo.ops.activations import canonical_activation, get_activation
 from hadamard_zoo.ops.gating import glu, glu_reference, star, star_reference

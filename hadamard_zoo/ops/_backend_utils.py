@@ -13,6 +13,8 @@ Each helper imports its backend library lazily.  The conventions:
   ``torch.addmm``, in-place ops) inside ``torch.autograd.Function`` s whose
   backward recomputes cheap intermediates instead of storing them.  They decline
   (``NotImplemented``) on meta tensors, which Keras uses for shape inference.
+  With ``HADAMARD_ZOO_TORCH_COMPILE=1`` (:func:`torch_compiled`) the element-wise
+  paths run a ``torch.compile`` form instead: one generated kernel per pass.
 """
 
 from __future__ import annotations
@@ -71,3 +73,11 @@ def torch_tensors(*xs):
     from keras import ops
 
     return tuple(None if x is None else ops.convert_to_tensor(x) for x in xs)
+
+
+@functools.lru_cache(maxsize=None)
+def torch_compiled(fn):
+    """``torch.compile(fn, dynamic=True)``, built once per function (shapes symbolic)."""
+    import torch
+
+    return torch.compile(fn, dynamic=True)

@@ -67,6 +67,34 @@ def fusion(enabled: bool = True):
         _STATE.override = previous
 
 
+_COMPILE_ENV_VAR = "HADAMARD_ZOO_TORCH_COMPILE"
+
+
+def torch_compile_enabled() -> bool:
+    """Whether the torch paths that have one use their ``torch.compile`` form (default: off).
+
+    On by ``HADAMARD_ZOO_TORCH_COMPILE=1`` or inside :func:`torch_compile`.  The
+    compiled forms fuse an element-wise chain (forward and backward) into one
+    generated kernel; each new shape family costs ~10 s of compilation on this
+    CPU, which is why eager Keras does not get it by default.
+    """
+    override = getattr(_STATE, "compile_override", None)
+    if override is not None:
+        return override
+    return os.environ.get(_COMPILE_ENV_VAR, "off").strip().lower() not in _OFF_VALUES | {""}
+
+
+@contextlib.contextmanager
+def torch_compile(enabled: bool = True):
+    """Context manager turning the ``torch.compile`` forms of the torch paths on or off in this thread."""
+    previous = getattr(_STATE, "compile_override", None)
+    _STATE.compile_override = bool(enabled)
+    try:
+        yield
+    finally:
+        _STATE.compile_override = previous
+
+
 def accelerated_impl(op_name: str, backend: str | None = None):
     """The registered accelerated implementation of ``op_name`` (or None)."""
     backend = backend or keras.config.backend()

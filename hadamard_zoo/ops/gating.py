@@ -77,7 +77,7 @@ def glu(a, b=None, activation="sigmoid", axis=-1):
 
 # ------------------------------------------------------------ accelerated paths
 from hadamard_zoo.ops import _backend_utils as _bu  # noqa: E402
-from hadamard_zoo.ops._dispatch import register  # noqa: E402
+from hadamard_zoo.ops._dispatch import register, torch_compile_enabled  # noqa: E402
 
 
 @register("star", "jax")
@@ -208,11 +208,23 @@ def _torch_same_dtype(a, b):
     return a.dtype == b.dtype and a.shape == b.shape
 
 
+# The torch.compile forms (HADAMARD_ZOO_TORCH_COMPILE=1): plain expressions that
+# Inductor fuses into one kernel per pass (forward; backward with both gradients).
+def _star_expression(a, b, activation):
+    return _torch_act_forward(activation, a) * b
+
+
+def _glu_expression(a, b, activation):
+    return a * _torch_act_forward(activation, b)
+
+
 @register("star", "torch")
 def _star_torch(a, b, activation):
     a, b = _bu.torch_tensors(a, b)
     if not _bu.torch_plain(a, b) or not _torch_same_dtype(a, b):
         return NotImplemented
+    if torch_compile_enabled():
+        return _bu.torch_compiled(_star_expression)(a, b, activation)
     return _torch_functions()["star"].apply(a, b, activation)
 
 
@@ -231,4 +243,6 @@ def _glu_torch(a, b, activation, axis):
     a, b = _bu.torch_tensors(a, b)
     if not _bu.torch_plain(a, b) or not _torch_same_dtype(a, b):
         return NotImplemented
+    if torch_compile_enabled():
+        return _bu.torch_compiled(_glu_expression)(a, b, activation)
     return _torch_functions()["glu"].apply(a, b, activation)

@@ -133,7 +133,7 @@ def ncp(z, a_kernels, a_biases, s_kernels, s_biases, skip_kernels=None):
 
 # ------------------------------------------------------------ accelerated paths
 from hadamard_zoo.ops import _backend_utils as _bu  # noqa: E402
-from hadamard_zoo.ops._dispatch import register  # noqa: E402
+from hadamard_zoo.ops._dispatch import register, torch_compile_enabled  # noqa: E402
 
 
 def _ncp_reference_positional(z, a_kernels, a_biases, s_kernels, s_biases, skip_kernels):
@@ -167,7 +167,13 @@ def _ccp_step_torch(u, x):
     u, x = _bu.torch_tensors(u, x)
     if not _bu.torch_plain(u, x) or u.dtype != x.dtype or u.shape != x.shape:
         return NotImplemented
+    if torch_compile_enabled():
+        return _bu.torch_compiled(_ccp_step_expression)(u, x)
     return torch.addcmul(x, u, x)
+
+
+def _ccp_step_expression(u, x):
+    return u * x + x
 
 
 def _torch_linear(x, kernel, bias):
@@ -186,10 +192,17 @@ def _ncp_step_torch(a, x, kernel, bias):
     a, x, kernel, bias = _bu.torch_tensors(a, x, kernel, bias)
     if not _bu.torch_plain(a, x, kernel, bias) or len({t.dtype for t in (a, x, kernel) }) != 1:
         return NotImplemented
+    if torch_compile_enabled():
+        return _bu.torch_compiled(_ncp_step_expression)(a, x, kernel, bias)
     s = _torch_linear(x, kernel, bias)
     if torch.is_grad_enabled() and (a.requires_grad or s.requires_grad):
         return s.mul(a)
     return s.mul_(a)
+
+
+def _ncp_step_expression(a, x, kernel, bias):
+    s = x @ kernel
+    return a * (s if bias is None else s + bias)
 
 
 def _torch_all_projections(z, kernels, biases):
