@@ -11,7 +11,7 @@ def example_input(model, seed=0, batch=4):
     except AttributeError:  # subclassed models (RotatE) take (head, relation, tail) triples
         return rng.integers(0, 2, size=(batch, 3)).astype("int32")
     for spec in specs:
-        shape = (batch,) + tuple(spec.shape[1:])
+        shape = (batch,) + tuple(16 if d is None else d for d in spec.shape[1:])  # LMs: 16 tokens
         dtype = str(spec.dtype)
         if "int" in dtype:
             # knowledge-graph triples (head, relation, tail) or token ids: small valid ids

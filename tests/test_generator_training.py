@@ -54,3 +54,6 @@ def test_gan_training_checkpoints_resumes_and_evaluates(tmp_path):
     assert second["iterations"] == 4
     assert json.loads((out / "results.json").read_text())["iterations"] == 4
     assert "manifest_entry" not in second  # arrays, not a named dataset: nothing to publish
+    # resuming with other training settings is refused, not silently restarted
+    with pytest.raises(ValueError, match="other settings"):
+        training.train("cope_generator_fmnist", epochs=3, resume=True, **{**kw, "batch_size": 16})

@@ -12,7 +12,8 @@ from hadamard_zoo import configs, models, pretrained
 def test_list_and_create():
     names = models.list_models()
     assert "pinet_ccp" in names and "pinet_ncp" in names
-    assert models.list_models("pinet_n*") == ["pinet_ncp"]
+    assert models.list_models("pinet_n*") == ["pinet_ncp", "pinet_ncp_h64"]
+    assert models.list_models("pinet_ncp") == ["pinet_ncp"]
     model = models.create_model("pinet_ccp", num_classes=3)
     assert model.output_shape == (None, 3)
     assert models.pinet_ncp(classes=4).output_shape == (None, 4)

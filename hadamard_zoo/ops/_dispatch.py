@@ -59,12 +59,8 @@ def fusion(enabled: bool = True):
     >>> with hadamard_zoo.ops.fusion(False):
     ...     y_ref = hadamard_zoo.ops.star(a, b)   # always the keras.ops reference
     """
-    previous = getattr(_STATE, "override", None)
-    _STATE.override = bool(enabled)
-    try:
+    with _thread_override("override", enabled):
         yield
-    finally:
-        _STATE.override = previous
 
 
 _COMPILE_ENV_VAR = "HADAMARD_ZOO_TORCH_COMPILE"
@@ -87,12 +83,19 @@ def torch_compile_enabled() -> bool:
 @contextlib.contextmanager
 def torch_compile(enabled: bool = True):
     """Context manager turning the ``torch.compile`` forms of the torch paths on or off in this thread."""
-    previous = getattr(_STATE, "compile_override", None)
-    _STATE.compile_override = bool(enabled)
+    with _thread_override("compile_override", enabled):
+        yield
+
+
+@contextlib.contextmanager
+def _thread_override(attribute, enabled):
+    """Set a per-thread switch for the duration of a ``with`` block (restored after)."""
+    previous = getattr(_STATE, attribute, None)
+    setattr(_STATE, attribute, bool(enabled))
     try:
         yield
     finally:
-        _STATE.compile_override = previous
+        setattr(_STATE, attribute, previous)
 
 
 def accelerated_impl(op_name: str, backend: str | None = None):

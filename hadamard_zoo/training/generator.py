@@ -183,14 +183,20 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
                 G.sngan_adam(recipe.learning_rate, recipe.beta_1, recipe.beta_2))
     steps, epochs = int(recipe.steps_per_epoch), int(recipe.epochs)
     schedule = tuple(tuple(p) for p in recipe.n_dis_schedule) if recipe.n_dis_schedule else ((10**9, 1),)
-    same_run = {k: v for k, v in recipe.to_dict().items() if k not in ("epochs", "description")}
+    # what a resumed run must share with the saved one (the length and the scoring classifier may change)
+    same_run = {k: v for k, v in recipe.to_dict().items() if k not in ("epochs", "description", "eval_classifier")}
     identity = {"model": model_name, "task": "gan", "dataset": dataset, "recipe": same_run,
                 "model_args": recipe.model_args, "limit": limit, "params": gen.count_params()}
     start_epoch = 0
     state = run.path / "gan_state.json"
     if resume and state.is_file():
         saved = json.loads(state.read_text())
-        if saved.get("identity") == json.loads(json.dumps(identity, default=str)):
+        if saved.get("identity") != json.loads(json.dumps(identity, default=str)):
+            raise R.RecipeError(
+                f"{run.path} holds a GAN run with other settings ({saved.get('identity')}); pass another "
+                f"output_dir (--output-dir) or resume=False (--no-resume) to start over there."
+            )
+        if saved["epoch"]:
             start_epoch = saved["epoch"]
             gen.load_weights(run.path / f"epoch_{start_epoch:03d}.gen.weights.h5")
             dis.load_weights(run.path / f"epoch_{start_epoch:03d}.dis.weights.h5")
