@@ -2,8 +2,8 @@
 
 Each file describes one family::
 
-    family: starnet                      # family function name: hadamard_zoo.models.starnet(...)
-    builder: hadamard_zoo.models.starnet:build_starnet
+    family: starnet                      # family function name: hadamard_zoo.models.architectures.starnet(...)
+    builder: hadamard_zoo.models.architectures.starnet:build_starnet
     kind: image_classifier               # or language_model, kg_embedding, generator, ...
     paper: "Rewrite the Stars, Ma et al., CVPR 2024"
     reference: "https://github.com/ma-xu/Rewrite-the-Stars"

@@ -10,7 +10,7 @@ from numpy.polynomial import chebyshev
 
 from hadamard_zoo import configs
 from hadamard_zoo.layers import ConvPolynomial, CoPEPolynomial, PolynomialInjection, ProjectionDiscriminatorHead
-from hadamard_zoo.models.cope import build_cope_discriminator, build_cope_generator, generate, polynomial_degree
+from hadamard_zoo.models.architectures.cope import build_cope_discriminator, build_cope_generator, generate, polynomial_degree
 from hadamard_zoo.training.gan import ConditionalGAN, sngan_adam
 
 CONFIG = Path(__file__).resolve().parent.parent / "zoo_configs" / "cope.yaml"
@@ -242,7 +242,7 @@ def test_builder_argument_errors():
         _tiny_generator(normalization="layer")
     with pytest.raises(ValueError, match="first entry is True"):
         build_cope_discriminator(downsample=(False, True))
-    from hadamard_zoo.models.cope import build_cope
+    from hadamard_zoo.models.architectures.cope import build_cope
 
     with pytest.raises(ValueError, match="unknown argument"):
         build_cope(role="discriminator", latent_dim=3)

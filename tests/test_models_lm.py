@@ -7,8 +7,8 @@ from helpers import assert_close, to_np
 
 from hadamard_zoo import models
 from hadamard_zoo.models._generation import CausalLM, generate
-from hadamard_zoo.models.gcnn_lm import build_gcnn_lm, gcnn_body_parameters, parse_layer_spec, receptive_field
-from hadamard_zoo.models.linear_attention_lm import build_linear_attention_lm
+from hadamard_zoo.models.architectures.gcnn_lm import build_gcnn_lm, gcnn_body_parameters, parse_layer_spec, receptive_field
+from hadamard_zoo.models.architectures.linear_attention_lm import build_linear_attention_lm
 from hadamard_zoo.text import CharTokenizer
 
 GCNN_14_LAYERS = (

@@ -19,7 +19,7 @@ from helpers import BACKEND, rand, roundtrip_keras, to_np
 
 from hadamard_zoo import configs, models
 from hadamard_zoo.layers import PolyBlock
-from hadamard_zoo.models.monet import build_monet
+from hadamard_zoo.models.architectures.monet import build_monet
 
 FAMILY = configs.load_family_file(Path(__file__).resolve().parent.parent / "zoo_configs" / "monet.yaml")
 VARIANTS = sorted(FAMILY.variants)

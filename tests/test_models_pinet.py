@@ -17,7 +17,7 @@ import pytest
 from helpers import BACKEND, assert_close, rand, roundtrip_keras, to_np
 
 from hadamard_zoo import configs, models
-from hadamard_zoo.models.ncp_resnet import build_ncp_resnet
+from hadamard_zoo.models.architectures.ncp_resnet import build_ncp_resnet
 
 FAMILY = configs.load_family_file(Path(__file__).resolve().parent.parent / "zoo_configs" / "ncp_resnet.yaml")
 VARIANTS = sorted(FAMILY.variants)

@@ -9,7 +9,7 @@ from helpers import assert_close, to_np, value_and_grads
 
 from hadamard_zoo import models
 from hadamard_zoo.data.kg import KGDataset
-from hadamard_zoo.models.rotate import HEAD_BATCH, TAIL_BATCH, RotatE, self_adversarial_loss
+from hadamard_zoo.models.architectures.rotate import HEAD_BATCH, TAIL_BATCH, RotatE, self_adversarial_loss
 from hadamard_zoo.training import kg_eval
 from hadamard_zoo.training.kg import NegativeSamplingDataset, ReferenceLRDrop, subsampling_weights, train_kg
 

@@ -47,7 +47,7 @@ def _write(tmp_path, text):
 def test_config_validation_names_the_bad_key(tmp_path):
     path = _write(tmp_path, """
         family: demo
-        builder: hadamard_zoo.models.pinet_mlp:build_pinet_mlp
+        builder: hadamard_zoo.models.architectures.pinet_mlp:build_pinet_mlp
         variants:
           demo_a: {hidden_size: 4, degre: 2}
     """)
@@ -59,10 +59,10 @@ def test_config_validation_names_the_bad_key(tmp_path):
     "text, message",
     [
         ("family: x\nvariants: {a: {}}\n", "missing required key"),
-        ("family: x\nbuilder: hadamard_zoo.models.pinet_mlp:nope\nvariants: {a: {}}\n", "no builder"),
-        ("family: x\nbuilder: hadamard_zoo.models.pinet_mlp:build_pinet_mlp\nvariants: {}\n", "non-empty"),
-        ("family: x\nbuilder: hadamard_zoo.models.pinet_mlp:build_pinet_mlp\ncolour: red\nvariants: {a: {}}\n", "unknown top-level"),
-        ("family: x\nbuilder: hadamard_zoo.models.pinet_mlp:build_pinet_mlp\ndefault_variant: b\nvariants: {a: {}}\n", "default_variant"),
+        ("family: x\nbuilder: hadamard_zoo.models.architectures.pinet_mlp:nope\nvariants: {a: {}}\n", "no builder"),
+        ("family: x\nbuilder: hadamard_zoo.models.architectures.pinet_mlp:build_pinet_mlp\nvariants: {}\n", "non-empty"),
+        ("family: x\nbuilder: hadamard_zoo.models.architectures.pinet_mlp:build_pinet_mlp\ncolour: red\nvariants: {a: {}}\n", "unknown top-level"),
+        ("family: x\nbuilder: hadamard_zoo.models.architectures.pinet_mlp:build_pinet_mlp\ndefault_variant: b\nvariants: {a: {}}\n", "default_variant"),
         ("family: [x\n", "not valid YAML"),
     ],
 )

@@ -96,7 +96,7 @@ def _data(dataset, data_dir=None):
 def evaluate_generator(generator, dataset="fashion_mnist", eval_classifier=None, n_per_class=1000, seed=0,
                        data_dir=None, data=None):
     """Class accuracy and Fréchet distance of ``generator``'s samples (see the module docstring)."""
-    from hadamard_zoo.models.cope import generate
+    from hadamard_zoo.models.architectures.cope import generate
 
     data = data or _data(dataset, data_dir)
     clf, features, entry = _classifier(eval_classifier)
@@ -132,7 +132,7 @@ def sample_grid(generator, path, class_names, per_class=10, seed=0, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hadamard_zoo.models.cope import generate
+    from hadamard_zoo.models.architectures.cope import generate
 
     n = len(class_names)
     imgs = generate(generator, np.repeat(np.arange(n), per_class), seed=seed, as_uint8=True)

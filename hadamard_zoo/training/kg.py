@@ -38,7 +38,7 @@ import time
 import keras
 import numpy as np
 
-from hadamard_zoo.models.rotate import HEAD_BATCH, TAIL_BATCH
+from hadamard_zoo.models.architectures.rotate import HEAD_BATCH, TAIL_BATCH
 
 _MODES = {"both": (TAIL_BATCH, HEAD_BATCH), "tail": (TAIL_BATCH,), "head": (HEAD_BATCH,)}
 
@@ -327,7 +327,7 @@ def train_kg(
     """Train a KG model with the reference recipe; returns the ``History``.
 
     Args:
-        model: a :class:`hadamard_zoo.models.rotate.RotatE` (e.g. ``create_model("rotate_countries",
+        model: a :class:`hadamard_zoo.models.architectures.rotate.RotatE` (e.g. ``create_model("rotate_countries",
             dataset=ds)``); missing settings come from ``model.training_config`` (the zoo config).
         dataset: a :class:`hadamard_zoo.data.kg.KGDataset`; trains on ``dataset.train``.
         steps: optimizer steps (reference ``max_steps``); rounded up to whole epochs.

@@ -106,7 +106,7 @@ def evaluate_ranking(
     Args:
         model: anything with ``score_all_tails(heads, relations)`` and
             ``score_all_heads(relations, tails)`` returning ``(B, E)`` scores
-            (:class:`hadamard_zoo.models.rotate.RotatE`).
+            (:class:`hadamard_zoo.models.architectures.rotate.RotatE`).
         dataset: a :class:`hadamard_zoo.data.kg.KGDataset`.
         split: ``"test"`` or ``"valid"`` (or ``"train"``).
         batch_size: queries scored at once (memory ``batch_size x E`` floats, plus

@@ -15,8 +15,6 @@ widths, ``use_relu`` (False = the activation-free "no-ReLU" PiNet) and
 
 from __future__ import annotations
 
-import sys
-import types
 
 import keras
 
@@ -141,20 +139,3 @@ def build_ncp_resnet(
         return keras.Model(inputs, features, name=name)
     x = _common.classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout)
     return keras.Model(inputs, x, name=name)
-
-
-class _FamilyModule(types.ModuleType):
-    """``hadamard_zoo.models.ncp_resnet(variant=None, **kw)`` keeps working once this module is imported.
-
-    The registry's family function ``models.ncp_resnet`` and this module share a
-    name; Python binds the imported submodule over the package attribute, so
-    the module forwards calls to the family function.
-    """
-
-    def __call__(self, variant=None, **kwargs):
-        from hadamard_zoo.models.registry import family_function
-
-        return family_function("ncp_resnet")(variant, **kwargs)
-
-
-sys.modules[__name__].__class__ = _FamilyModule

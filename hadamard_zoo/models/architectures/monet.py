@@ -18,8 +18,6 @@ a stride-2 stem for 32x32 CIFAR images.
 
 from __future__ import annotations
 
-import sys
-import types
 
 import keras
 
@@ -108,20 +106,3 @@ def build_monet(
     else:
         x = _common.classifier_head(x, False, pooling, num_classes, classifier_activation)
     return keras.Model(inputs, x, name=name)
-
-
-class _FamilyModule(types.ModuleType):
-    """``hadamard_zoo.models.monet(variant=None, **kw)`` keeps working once this module is imported.
-
-    The registry's family function ``models.monet`` and this module share a
-    name; Python binds the imported submodule over the package attribute, so
-    the module forwards calls to the family function.
-    """
-
-    def __call__(self, variant=None, **kwargs):
-        from hadamard_zoo.models.registry import family_function
-
-        return family_function("monet")(variant, **kwargs)
-
-
-sys.modules[__name__].__class__ = _FamilyModule

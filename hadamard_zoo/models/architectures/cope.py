@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
-import types
 
 import keras
 import numpy as np
@@ -321,20 +319,3 @@ def generate(generator, labels, seed=0, as_uint8=False, batch_size=256):
     if as_uint8:
         return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype("uint8")
     return images
-
-
-class _FamilyModule(types.ModuleType):
-    """``hadamard_zoo.models.cope(variant=None, **kw)`` keeps working once this module is imported.
-
-    The registry's family function ``models.cope`` and this module share a
-    name; Python binds the imported submodule over the package attribute, so
-    the module forwards calls to the family function.
-    """
-
-    def __call__(self, variant=None, **kwargs):
-        from hadamard_zoo.models.registry import family_function
-
-        return family_function("cope")(variant, **kwargs)
-
-
-sys.modules[__name__].__class__ = _FamilyModule

@@ -19,8 +19,6 @@ stride-1 stem and a stride-1 first stage, for 32x32 inputs.
 
 from __future__ import annotations
 
-import sys
-import types
 
 import keras
 
@@ -129,20 +127,3 @@ def build_starnet(
     x = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="norm")(x)
     x = _common.classifier_head(x, include_top, pooling, num_classes, classifier_activation, dropout=dropout)
     return keras.Model(inputs, x, name=name)
-
-
-class _FamilyModule(types.ModuleType):
-    """``hadamard_zoo.models.starnet(variant=None, **kw)`` keeps working once this module is imported.
-
-    The registry's family function ``models.starnet`` and this module share a
-    name; Python binds the imported submodule over the package attribute, so
-    the module forwards calls to the family function.
-    """
-
-    def __call__(self, variant=None, **kwargs):
-        from hadamard_zoo.models.registry import family_function
-
-        return family_function("starnet")(variant, **kwargs)
-
-
-sys.modules[__name__].__class__ = _FamilyModule
