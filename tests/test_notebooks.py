@@ -29,7 +29,7 @@ NOTEBOOKS = sorted(p.name for p in EXAMPLES.glob("*.ipynb"))
 
 
 def test_examples_has_the_notebooks():
-    assert len(NOTEBOOKS) >= 3, NOTEBOOKS
+    assert len(NOTEBOOKS) >= 5, NOTEBOOKS
 
 
 def _needs(name):
