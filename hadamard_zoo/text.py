@@ -38,6 +38,8 @@ class CharTokenizer:
             raise ValueError(f"CharTokenizer: duplicate characters in the vocabulary: {dupes!r}.")
         self.vocab = list(chars)
         self._index = {ch: i for i, ch in enumerate(self.vocab)}
+        self._max_code = max(map(ord, self.vocab), default=0)
+        self._table = None  # code point -> id lookup for encode, built on first use
 
     # ----------------------------------------------------------------- building
     def fit(self, text: str) -> "CharTokenizer":
@@ -71,18 +73,27 @@ class CharTokenizer:
             raise ValueError(f"CharTokenizer.encode expects a string, got {type(text).__name__}.")
         if not self.vocab:
             raise ValueError("CharTokenizer has an empty vocabulary; call fit(text) or load(path) first.")
-        index = self._index
-        try:
-            return np.fromiter((index[ch] for ch in text), dtype=np.int32, count=len(text))
-        except KeyError:
-            unknown = sorted({ch for ch in text if ch not in index})
-            first = next(i for i, ch in enumerate(text) if ch not in index)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        if codes.size == 0:
+            return np.zeros((0,), np.int32)
+        ids = self._code_table()[np.minimum(codes, self._max_code + 1)]
+        if (ids < 0).any():
+            unknown = sorted({ch for ch in text if ch not in self._index})
+            first = int(np.argmax(ids < 0))
             shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise ValueError(
                 f"CharTokenizer.encode: {len(unknown)} character(s) not in the vocabulary of "
                 f"{self.vocab_size}: {shown} (first at position {first}). Fit the tokenizer on text "
                 f"that contains them, or remove them from the input."
-            ) from None
+            )
+        return ids
+
+    def _code_table(self):
+        """``table[code point] = id`` (-1 for characters outside the vocabulary), one slot past the last."""
+        if self._table is None:
+            self._table = np.full(self._max_code + 2, -1, np.int32)
+            self._table[[ord(c) for c in self.vocab]] = np.arange(self.vocab_size, dtype=np.int32)
+        return self._table
 
     def decode(self, ids) -> str:
         """int ids (any integer sequence or 1-D array) → string."""

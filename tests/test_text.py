@@ -39,6 +39,9 @@ def test_unknown_characters_error_names_them():
     tok = CharTokenizer.from_text("abc")
     with pytest.raises(ValueError, match=r"2 character\(s\) not in the vocabulary of 3: 'x', 'z' \(first at position 1\)"):
         tok.encode("axbz")
+    with pytest.raises(ValueError, match=r"'😀' \(first at position 2\)"):  # beyond the lookup table
+        tok.encode("ab😀")
+    assert CharTokenizer.from_text("ab😀").encode("😀a").tolist() == [2, 0]
 
 
 def test_bad_inputs():

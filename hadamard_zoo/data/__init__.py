@@ -26,4 +26,4 @@ from hadamard_zoo.data.images import (  # noqa: F401
     load_fashion_mnist,
     load_mnist_5k,
 )
-from hadamard_zoo.data.text import CharVocab, char_windows, load_tiny_shakespeare  # noqa: F401
+from hadamard_zoo.data.text import char_windows, load_tiny_shakespeare  # noqa: F401

@@ -1,8 +1,9 @@
-"""Character-level text data: Tiny Shakespeare, a character vocabulary, next-character windows.
+"""Character-level text data: Tiny Shakespeare and next-character windows.
 
->>> train_text, val_text = load_tiny_shakespeare()      # first 90% / last 10%
->>> vocab = CharVocab.from_text(train_text + val_text)   # 65 characters
->>> x, y = char_windows(vocab.encode(val_text), context_length=256)   # y is x shifted by one
+>>> from hadamard_zoo.text import CharTokenizer
+>>> train_text, val_text = load_tiny_shakespeare()            # first 90% / last 10%
+>>> tok = CharTokenizer.from_text(train_text + val_text)       # 65 characters
+>>> x, y = char_windows(tok.encode(val_text), context_length=256)   # y is x shifted by one
 """
 
 from __future__ import annotations
@@ -57,45 +58,6 @@ def load_tiny_shakespeare(data_dir=None, verify=True, val_fraction=0.1):
         check(n_chars == TINY_SHAKESPEARE_VOCAB, path, f"has {n_chars} distinct characters, expected {TINY_SHAKESPEARE_VOCAB}")
         _common.check_sha256(path)
     return split_text(text, val_fraction)
-
-
-class CharVocab:
-    """Sorted distinct characters of a text, as nanoGPT's ``shakespeare_char`` builds them."""
-
-    def __init__(self, chars):
-        chars = "".join(chars)
-        if len(set(chars)) != len(chars):
-            raise ValueError("CharVocab characters must be distinct.")
-        self.chars = chars
-        self._index = {c: i for i, c in enumerate(chars)}
-
-    @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
-        return cls(sorted(set(text)))
-
-    def __len__(self):
-        return len(self.chars)
-
-    @property
-    def size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> np.ndarray:
-        """int32 ids ``(len(text),)``; an unknown character is a ValueError that names it."""
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        if codes.size == 0:
-            return np.zeros((0,), np.int32)
-        table_size = max(int(codes.max()), max(map(ord, self.chars))) + 1
-        table = np.full(table_size, -1, np.int32)
-        table[[ord(c) for c in self.chars]] = np.arange(len(self.chars), dtype=np.int32)
-        ids = table[codes]
-        if (ids < 0).any():
-            bad = sorted({chr(c) for c in codes[ids < 0]})
-            raise ValueError(f"characters {bad[:10]} are not in the vocabulary of {len(self)} characters.")
-        return ids
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
 
 
 def char_windows(ids, context_length: int, stride=None, limit=None):

@@ -188,20 +188,21 @@ def _evaluate_classifier(kind, path, model_name, entry, model_args, dataset, lim
 
 
 def _evaluate_lm(kind, path, model_name, entry, run, model_args, dataset, limit, batch_size, data_dir):
-    from hadamard_zoo.data.text import CharVocab, char_windows
+    from hadamard_zoo.data.text import char_windows
+    from hadamard_zoo.text import CharTokenizer
     from hadamard_zoo.training import lm as L
 
     text = L.load_text(dataset, data_dir)
-    vocab = CharVocab((run or {}).get("vocab") or sorted(set(text["train"] + text["val"])))
+    tokenizer = CharTokenizer(list((run or {}).get("vocab") or sorted(set(text["train"] + text["val"]))))
     T = (run or {}).get("context_length") or (entry or {}).get("context_length")
     recipe = R.resolve_recipe(model_name) if model_name else None
     if T is None and recipe is not None:
         T = recipe.context_length
     net = _build(kind, path, model_name, entry, model_args,
-                 lambda: L.model_arguments(model_name, recipe.model_args, vocab, recipe.context_length))
+                 lambda: L.model_arguments(model_name, recipe.model_args, tokenizer, recipe.context_length))
     if T is None:
         T = L.default_context_length(model_name if kind != "keras" else net, recipe.model_args if recipe else None)
-    x, y = char_windows(vocab.encode(text["val"]), int(T), limit=limit)
+    x, y = char_windows(tokenizer.encode(text["val"]), int(T), limit=limit)
     nats = L.mean_nll(net, x, y, batch_size or 64)
     return {"model": model_name or net.name, "dataset": text["display"], "split": "val", "metric": "nats_per_char",
             "value": nats, "bits_per_char": nats / math.log(2.0), "n": int(y.size), "limit": limit,

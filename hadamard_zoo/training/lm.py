@@ -16,7 +16,8 @@ import platform
 import keras
 import numpy as np
 
-from hadamard_zoo.data.text import CharVocab, char_windows
+from hadamard_zoo.data.text import char_windows
+from hadamard_zoo.text import CharTokenizer
 from hadamard_zoo.training import recipes as R
 
 CONTEXT_ARG_NAMES = ("context_length", "sequence_length", "max_length", "max_len", "block_size", "seq_len", "maxlen")
@@ -76,16 +77,14 @@ def load_text(dataset, data_dir=None):
     raise ValueError("an LM dataset is a dataset name or a (train_text, val_text) pair of strings.")
 
 
-def model_arguments(model_name, recipe_args, vocab, context_length=None):
-    """The recipe's ``model_args`` plus the vocabulary (size, and the tokenizer when the builder
+def model_arguments(model_name, recipe_args, tokenizer, context_length=None):
+    """The recipe's ``model_args`` plus the ``CharTokenizer``'s vocabulary (size, and the tokenizer when the builder
     takes one, so the trained model can generate text) and, when the recipe sets one, the context length."""
     args = dict(recipe_args or {})
     if R.builder_takes(model_name, "vocab_size") and "vocab_size" not in args:
-        args["vocab_size"] = len(vocab)
+        args["vocab_size"] = len(tokenizer)
     if R.builder_takes(model_name, "tokenizer") and "tokenizer" not in args:
-        from hadamard_zoo.text import CharTokenizer
-
-        args["tokenizer"] = CharTokenizer(list(vocab.chars)).get_config()
+        args["tokenizer"] = tokenizer.get_config()
     if context_length is not None:
         for name in CONTEXT_ARG_NAMES:
             if R.builder_takes(model_name, name) and name not in args:
@@ -151,9 +150,9 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     model_name = model if isinstance(model, str) else model.name
     keras.utils.set_random_seed(int(recipe.seed))
     text = load_text(dataset if dataset is not None else recipe.dataset, data_dir)
-    vocab = CharVocab.from_text(text["train"] + text["val"])
+    tokenizer = CharTokenizer.from_text(text["train"] + text["val"])
     T, bs = recipe.context_length or default_context_length(model, recipe.model_args), recipe.batch_size
-    train_ids, val_ids = vocab.encode(text["train"]), vocab.encode(text["val"])
+    train_ids, val_ids = tokenizer.encode(text["train"]), tokenizer.encode(text["val"])
     steps = recipe.steps_per_epoch or max(1, len(train_ids) // (bs * T))
     if limit is not None:
         steps = max(1, math.ceil(int(limit) / bs))
@@ -173,7 +172,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     model_args = None
     if net is None:
         if isinstance(model, str):
-            model_args = model_arguments(model, recipe.model_args, vocab, recipe.context_length)
+            model_args = model_arguments(model, recipe.model_args, tokenizer, recipe.context_length)
             net = M.create_model(model, **model_args)
         else:
             net = model
@@ -197,7 +196,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     )
     run.write_json(run.run_json, {
         **identity, "task": "lm", "dataset_display": text["display"], "model_args": model_args,
-        "vocab": vocab.chars, "context_length": T, "recipe": recipe.to_dict(), "recipe_source": recipe.source,
+        "vocab": "".join(tokenizer.vocab), "context_length": T, "recipe": recipe.to_dict(), "recipe_source": recipe.source,
         "epochs": recipe.epochs, "steps_per_epoch": steps, "limit": limit, "val_windows": len(x_val),
         "backend": keras.config.backend(), "keras": keras.__version__, "python": platform.python_version(),
         "train_command": command,
