@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from hadamard_zoo import ops as hops
@@ -14,8 +15,10 @@ _PI = 3.14159265358979323846
 
 
 def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    """``int(value)``; a bool, a non-integer or a value below 1 is a ValueError."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
 
 
 def _number(name, value, positive=False):
@@ -60,14 +63,10 @@ class RotatEScore(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _positive_int("num_entities", num_entities)
-        _positive_int("num_relations", num_relations)
-        _positive_int("hidden_dim", hidden_dim)
-        if chunk_size is not None:
-            _positive_int("chunk_size", chunk_size)
-        self.num_entities = num_entities
-        self.num_relations = num_relations
-        self.hidden_dim = hidden_dim
+        self.num_entities = _positive_int("num_entities", num_entities)
+        self.num_relations = _positive_int("num_relations", num_relations)
+        self.hidden_dim = _positive_int("hidden_dim", hidden_dim)
+        chunk_size = None if chunk_size is None else _positive_int("chunk_size", chunk_size)
         self.gamma = _number("gamma", gamma)
         self.epsilon = _number("epsilon", epsilon)
         self.chunk_size = chunk_size
@@ -133,6 +132,33 @@ class RotatEScore(keras.layers.Layer):
         ent = self._entities()
         query = ops.take(ent, query_ids, axis=0)
         dist = hops.rotate_score_all(query, self._phases(relations), ent, mode=mode, chunk_size=self.chunk_size)
+        return ops.subtract(ops.cast(self.gamma, dist.dtype), dist)
+
+    def score_corruptions(self, triples, negatives, head_batch):
+        """Scores of corrupted triples, as the reference's negative sampling scores them.
+
+        Args:
+            triples: int ``(B, 3)`` true triples ``[head, relation, tail]``.
+            negatives: int ``(B, n)`` candidate entities per row, or ``(n,)`` shared by every row.
+            head_batch: bool ``(B,)``; True replaces the head (``|conj(r) o t - h'|``),
+                False the tail (``|h o r - t'|``).
+
+        Returns:
+            ``(B, n)`` scores ``gamma - d``.  Both sides use one kernel: an anchor
+            (``h`` or ``t``), a signed phase (``theta`` or ``-theta``) and the candidates.
+        """
+        triples = ops.cast(triples, "int32")
+        negatives = ops.cast(negatives, "int32")
+        is_head = ops.expand_dims(ops.cast(head_batch, "bool"), -1)
+        ent = self._entities()
+        phase = self._phases(triples[:, 1])
+        anchor = ops.where(is_head, ops.take(ent, triples[:, 2], axis=0), ops.take(ent, triples[:, 0], axis=0))
+        signed_phase = ops.where(is_head, -phase, phase)
+        candidates = ops.take(ent, negatives, axis=0)
+        if len(negatives.shape) == 1:  # one (n, 2k) table for every row
+            dist = hops.rotate_score_all(anchor, signed_phase, candidates, mode="tail", chunk_size=self.chunk_size)
+        else:  # per row: (B, n, 2k)
+            dist = hops.rotate_distance(ops.expand_dims(anchor, 1), ops.expand_dims(signed_phase, 1), candidates)
         return ops.subtract(ops.cast(self.gamma, dist.dtype), dist)
 
     def score_all_tails(self, heads, relations):

@@ -37,7 +37,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from hadamard_zoo import ops as hops
 from hadamard_zoo.layers import RotatEScore
 
 TAIL_BATCH = 0
@@ -96,11 +95,6 @@ def self_adversarial_loss(
     return (positive_loss + negative_loss) / 2.0, positive_loss, negative_loss
 
 
-def _check_positive_int(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
 def _check_vocab(name, vocab, size):
     if vocab is None:
         return None
@@ -156,37 +150,30 @@ class RotatE(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("num_entities", num_entities)
-        _check_positive_int("num_relations", num_relations)
-        _check_positive_int("hidden_dim", hidden_dim)
-        if chunk_size is not None:
-            _check_positive_int("chunk_size", chunk_size)
-        for name, value in (("gamma", gamma), ("epsilon", epsilon), ("adversarial_temperature", adversarial_temperature),
-                            ("regularization", regularization)):
+        # the scorer checks the table sizes, gamma, epsilon and chunk_size
+        self.scorer = RotatEScore(
+            num_entities, num_relations, hidden_dim, gamma=gamma, epsilon=epsilon,
+            chunk_size=chunk_size, name="rotate_score", dtype=self.dtype_policy,
+        )
+        for name, value in (("adversarial_temperature", adversarial_temperature), ("regularization", regularization)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}.")
         if regularization < 0:
             raise ValueError(f"regularization must be >= 0, got {regularization!r}.")
-        if gamma + epsilon <= 0:
-            raise ValueError(f"gamma + epsilon sets the embedding range and must be > 0, got {gamma} + {epsilon}.")
-        self.num_entities = int(num_entities)
-        self.num_relations = int(num_relations)
-        self.hidden_dim = int(hidden_dim)
-        self.gamma = float(gamma)
-        self.epsilon = float(epsilon)
+        self.num_entities = self.scorer.num_entities
+        self.num_relations = self.scorer.num_relations
+        self.hidden_dim = self.scorer.hidden_dim
+        self.gamma = self.scorer.gamma
+        self.epsilon = self.scorer.epsilon
+        self.chunk_size = self.scorer.chunk_size
         self.adversarial_temperature = float(adversarial_temperature)
         self.negative_adversarial_sampling = bool(negative_adversarial_sampling)
         self.uni_weight = bool(uni_weight)
         self.regularization = float(regularization)
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.entity_vocab = _check_vocab("entity_vocab", entity_vocab, self.num_entities)
         self.relation_vocab = _check_vocab("relation_vocab", relation_vocab, self.num_relations)
         self._entity_index = None
         self._relation_index = None
-        self.scorer = RotatEScore(
-            self.num_entities, self.num_relations, self.hidden_dim, gamma=self.gamma, epsilon=self.epsilon,
-            chunk_size=self.chunk_size, name="rotate_score", dtype=self.dtype_policy,
-        )
         self.build()
 
     # ------------------------------------------------------------ structure
@@ -197,7 +184,7 @@ class RotatE(keras.Model):
 
     @property
     def embedding_range(self) -> float:
-        return (self.gamma + self.epsilon) / self.hidden_dim
+        return self.scorer.embedding_range
 
     @property
     def entity_embedding(self):
@@ -218,27 +205,13 @@ class RotatE(keras.Model):
         return self.scorer(inputs)
 
     def sample_scores(self, batch):
-        """Scores of a training batch: positives ``(B,)`` and negatives ``(B, n)``."""
-        triples = ops.cast(batch["triples"], "int32")
-        negatives = ops.cast(batch["negatives"], "int32")
-        is_head = ops.expand_dims(ops.equal(ops.cast(batch["mode"], "int32"), HEAD_BATCH), -1)
-        table = ops.cast(self.scorer.entity_embedding, self.scorer.compute_dtype)
-        heads = ops.take(table, triples[:, 0], axis=0)
-        tails = ops.take(table, triples[:, 2], axis=0)
-        phase = self.relation_phase(triples[:, 1])
-        positive = self.gamma - hops.rotate_distance(heads, phase, tails)  # the reference's 'single' mode
-        # tail-batch: |h o r - t'|; head-batch: |conj(r) o t - h'| (the reference's two formulas)
-        anchor = ops.where(is_head, tails, heads)
-        signed_phase = ops.where(is_head, -phase, phase)
-        if len(negatives.shape) == 1:  # shared by the batch: one (n, 2k) table for every row
-            candidates = ops.take(table, negatives, axis=0)
-            distance = hops.rotate_score_all(anchor, signed_phase, candidates, mode="tail", chunk_size=self.chunk_size)
-        else:  # per positive, as the reference: (B, n, 2k)
-            candidates = ops.take(table, negatives, axis=0)
-            distance = hops.rotate_distance(
-                ops.expand_dims(anchor, 1), ops.expand_dims(signed_phase, 1), candidates
-            )
-        return {"positive_score": positive, "negative_score": self.gamma - distance}
+        """Scores of a training batch: positives ``(B,)`` and negatives ``(B, n)``
+        (tail-batch rows ``|h o r - t'|``, head-batch rows ``|conj(r) o t - h'|``)."""
+        head_batch = ops.equal(ops.cast(batch["mode"], "int32"), HEAD_BATCH)
+        return {
+            "positive_score": self.scorer(batch["triples"]),  # the reference's 'single' mode
+            "negative_score": self.scorer.score_corruptions(batch["triples"], batch["negatives"], head_batch),
+        }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict) or "negative_score" not in y_pred:
@@ -270,11 +243,11 @@ class RotatE(keras.Model):
 
     def score_all_tails(self, heads, relations):
         """``(B, E)`` scores of ``(heads[b], relations[b], e)`` for every entity ``e``."""
-        return self.scorer.score_all_tails(ops.cast(heads, "int32"), ops.cast(relations, "int32"))
+        return self.scorer.score_all_tails(heads, relations)
 
     def score_all_heads(self, relations, tails):
         """``(B, E)`` scores of ``(e, relations[b], tails[b])`` for every entity ``e``."""
-        return self.scorer.score_all_heads(ops.cast(relations, "int32"), ops.cast(tails, "int32"))
+        return self.scorer.score_all_heads(relations, tails)
 
     def score_triples(self, triples):
         """``(B,)`` numpy scores of int ``(B, 3)`` triples (ids)."""
