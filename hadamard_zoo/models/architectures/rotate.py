@@ -160,12 +160,6 @@ class RotatE(keras.Model):
                 raise ValueError(f"{name} must be a finite number, got {value!r}.")
         if regularization < 0:
             raise ValueError(f"regularization must be >= 0, got {regularization!r}.")
-        self.num_entities = self.scorer.num_entities
-        self.num_relations = self.scorer.num_relations
-        self.hidden_dim = self.scorer.hidden_dim
-        self.gamma = self.scorer.gamma
-        self.epsilon = self.scorer.epsilon
-        self.chunk_size = self.scorer.chunk_size
         self.adversarial_temperature = float(adversarial_temperature)
         self.negative_adversarial_sampling = bool(negative_adversarial_sampling)
         self.uni_weight = bool(uni_weight)
@@ -182,9 +176,14 @@ class RotatE(keras.Model):
             self.scorer.build((None, 3))
         self.built = True
 
-    @property
-    def embedding_range(self) -> float:
-        return self.scorer.embedding_range
+    # the table sizes and scoring constants are the scorer's
+    num_entities = property(lambda self: self.scorer.num_entities)
+    num_relations = property(lambda self: self.scorer.num_relations)
+    hidden_dim = property(lambda self: self.scorer.hidden_dim)
+    gamma = property(lambda self: self.scorer.gamma)
+    epsilon = property(lambda self: self.scorer.epsilon)
+    chunk_size = property(lambda self: self.scorer.chunk_size)
+    embedding_range = property(lambda self: self.scorer.embedding_range)
 
     @property
     def entity_embedding(self):
