@@ -58,6 +58,8 @@ def _parser():
     s.add_argument("--batch-size", type=int)
     s.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate")
     s.add_argument("--seed", type=int)
+    s.add_argument("--init-weights", help="start from these weights (a checkpoint tag or a .weights.h5 path): "
+                   "a warm restart or a fine-tune of the same architecture")
     s.add_argument("--output-dir", help="run folder (default runs/<model>)")
     s.add_argument("--limit", type=int, help="use at most N training/validation/test samples (a quick run)")
     s.add_argument("--no-resume", action="store_true", help="start over, deleting the folder's checkpoints")
@@ -189,6 +191,8 @@ def cmd_train(args):
         overrides["learning_rate"] = args.learning_rate
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.init_weights is not None:
+        overrides["init_weights"] = args.init_weights
     verbose = "auto" if args.verbose is None else args.verbose
     results = training.train(
         args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,

@@ -45,6 +45,7 @@ def test_info(capsys):
         (["train", "no_such_net", "--epochs", "1"], "Unknown model name"),
         (["train", "pinet_ccp", "--dataset", "imagenet", "--epochs", "1"], "Unknown dataset"),
         (["eval", "no_such_tag"], "neither a checkpoint tag"),
+        (["train", "pinet_ccp", "--init-weights", "no_such.tag", "--epochs", "1"], "Unknown checkpoint 'no_such.tag'"),
     ],
 )
 def test_bad_names_exit_2_without_traceback(capsys, argv, message, tmp_path, monkeypatch):

@@ -225,3 +225,34 @@ def test_train_without_recipe_or_dataset_says_what_to_do(tmp_path, monkeypatch):
         training.train("pinet_ncp", output_dir=tmp_path / "x")
     with pytest.raises(ValueError, match="Unknown model name"):
         training.train("pinet_cpp", dataset="cifar10")
+
+
+def test_init_weights_starts_from_a_checkpoint(pinet_run, tmp_path):
+    """``init_weights`` (``--init-weights``): a warm restart loads the weights before fit; with a zero
+    learning rate the model stays exactly the checkpoint, so its test accuracy is the checkpoint's."""
+    final = pinet_run["dir"] / "final.weights.h5"
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        warm = training.train("pinet_ccp", dataset=synthetic_data(), epochs=1, batch_size=32, limit=64,
+                              output_dir=tmp_path / "warm", verbose=0, learning_rate=0.0, init_weights=str(final))
+    assert f"Initial weights: {final}" in log.getvalue()
+    assert warm["test_value"] == pytest.approx(pinet_run["second"]["test_value"], abs=1e-9)
+    run = json.loads((tmp_path / "warm" / "run.json").read_text())
+    assert run["recipe"]["init_weights"] == str(final)
+    # the command that reproduces a warm restart names its starting weights
+    rec = R.resolve_recipe("ncp_resnet_cifar_small", epochs=30, learning_rate=0.05, init_weights="some.tag")
+    cmd = R.command_line("ncp_resnet_cifar_small", rec)
+    assert "--init-weights some.tag" in cmd and "--epochs 30" in cmd and "--lr 0.05" in cmd
+    assert "--init-weights" not in R.command_line("ncp_resnet_cifar_small", R.resolve_recipe("ncp_resnet_cifar_small"))
+
+
+def test_init_weights_refuses_other_architectures_and_bad_values(pinet_run, tmp_path):
+    final = pinet_run["dir"] / "final.weights.h5"
+    with pytest.raises(pretrained.CheckpointError, match="does not fit model"):
+        training.train("pinet_ncp", dataset=synthetic_data(), epochs=1, batch_size=32, limit=64,
+                       output_dir=tmp_path / "other", verbose=0, init_weights=str(final))
+    with pytest.raises(pretrained.CheckpointError, match="Unknown checkpoint 'no.such.tag'"):
+        training.train("pinet_ccp", dataset=synthetic_data(), epochs=1, batch_size=32, limit=64,
+                       output_dir=tmp_path / "tag", verbose=0, init_weights="no.such.tag")
+    with pytest.raises(R.RecipeError, match="init_weights must be a checkpoint tag"):
+        R.resolve_recipe("pinet_ccp", init_weights=3)

@@ -59,6 +59,13 @@ def train(model, dataset=None, epochs=None, batch_size=None, output_dir=None, re
         )
     if isinstance(model, str):
         task = R.task_for(name, recipe)
+        if recipe.init_weights:  # fail before the data is read: unknown tag, missing or corrupt file
+            from hadamard_zoo import pretrained
+
+            pretrained.verify(*pretrained.resolve(name, recipe.init_weights))
+            if task not in ("classifier", "lm"):
+                raise ValueError(f"init_weights is supported for image classifiers and language models, "
+                                 f"not for {name!r} ({task}).")
     else:
         task = recipe.task or ("lm" if len(model.output_shape) == 3 else "classifier")
     kwargs = dict(dataset=dataset, output_dir=output_dir, resume=resume, limit=limit, verbose=verbose,

@@ -206,6 +206,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
             net = M.create_model(model, **model_args)
         else:
             net = model
+        R.apply_init_weights(net, model_name, recipe)
         net.compile(
             optimizer=R.build_optimizer(recipe, steps),
             loss=SparseCrossentropy(label_smoothing=recipe.label_smoothing),

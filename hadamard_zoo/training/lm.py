@@ -176,6 +176,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
             net = M.create_model(model, **model_args)
         else:
             net = model
+        R.apply_init_weights(net, model_name, recipe)
         check_context(net, T)
         net.compile(
             optimizer=R.build_optimizer(recipe, steps),

@@ -71,6 +71,10 @@ DEFAULTS = {
     "validation_split": 0.1,
     "seed": 0,
     "model_args": {},
+    # start from these weights instead of a fresh initialization (a warm restart or a fine-tune of the
+    # same architecture): a checkpoint tag from weights/manifest.json or a .weights.h5 path; a resumed
+    # run continues from its own epoch checkpoint instead
+    "init_weights": None,
     "keep_checkpoints": 3,
     "jit_compile": "auto",  # Model.compile's; False runs eagerly (quicker for a few steps of a tiny model)
     # language models
@@ -143,6 +147,8 @@ def _validate(model, values, where):
         raise RecipeError(f"{where}: validation_split must be a fraction in [0, 1) or a count, got {vs!r}.")
     if not isinstance(v["augment"], dict) or set(v["augment"]) - AUGMENT_KEYS:
         raise RecipeError(f"{where}: augment must be a mapping with keys from {sorted(AUGMENT_KEYS)}, got {v['augment']!r}.")
+    if v["init_weights"] is not None and not isinstance(v["init_weights"], str):
+        raise RecipeError(f"{where}: init_weights must be a checkpoint tag or a .weights.h5 path, got {v['init_weights']!r}.")
     if not isinstance(v["model_args"], dict):
         raise RecipeError(f"{where}: model_args must be a mapping of builder arguments.")
     if not isinstance(v["by_dataset"], dict):
@@ -518,14 +524,31 @@ def command_line(model, recipe=None, dataset=None, limit=None, output_dir=None) 
             base = resolve_recipe(model, dataset) if base is not None else None
             parts += ["--dataset", str(dataset)]
         for key, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("learning_rate", "--lr"),
-                          ("seed", "--seed")):
-            if base is None or base.values.get(key) != recipe.values.get(key):
+                          ("seed", "--seed"), ("init_weights", "--init-weights")):
+            if (base is None and recipe.values.get(key) is not None) or (
+                    base is not None and base.values.get(key) != recipe.values.get(key)):
                 parts += [flag, str(recipe.values.get(key))]
     if limit is not None:
         parts += ["--limit", str(limit)]
     if output_dir is not None and Path(output_dir) != Path("runs") / model:
         parts += ["--output-dir", str(output_dir)]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def apply_init_weights(net, model_name, recipe):
+    """Load ``recipe.init_weights`` (a manifest tag or a ``.weights.h5`` path) into a freshly built ``net``.
+
+    The tag's hash and the file's fit to the architecture are checked as for ``pretrained=``;
+    a mismatch raises :class:`hadamard_zoo.pretrained.CheckpointError`.
+    """
+    spec = recipe.values.get("init_weights")
+    if not spec:
+        return net
+    from hadamard_zoo import pretrained
+
+    pretrained.load_pretrained(net, model_name, spec)
+    print(f"Initial weights: {spec}.", flush=True)
+    return net
 
 
 def now():
