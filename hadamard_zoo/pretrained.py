@@ -15,10 +15,11 @@ whose variables do not fit the model is refused with a message that says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
+
+from hadamard_zoo.data._common import sha256_of
 
 WEIGHTS_DIR_ENV = "HADAMARD_ZOO_WEIGHTS"
 REQUIRED_KEYS = (
@@ -60,12 +61,6 @@ def entries_for(model_name: str, directory=None) -> list[dict]:
     return [e for e in load_manifest(directory) if e["model"] == model_name]
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve(model_name: str, spec, directory=None) -> tuple[Path, dict | None]:

@@ -196,29 +196,14 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     run = R.RunDir(output_dir or f"runs/{model_name}")
     run.create()
     identity = {"model": model_name, "dataset": data["name"]}
-    if resume:
-        R.check_resumable(run, identity)
-    net, initial_epoch = R.load_for_resume(run, resume, recipe.epochs)
-    model_args = None
-    if net is None:
-        if isinstance(model, str):
-            model_args = model_arguments(model, recipe.model_args, x_tr.shape[1:], data["num_classes"])
-            net = M.create_model(model, **model_args)
-        else:
-            net = model
-        R.apply_init_weights(net, model_name, recipe)
-        net.compile(
-            optimizer=R.build_optimizer(recipe, steps),
-            loss=SparseCrossentropy(label_smoothing=recipe.label_smoothing),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=recipe.jit_compile,
-        )
-    else:
-        old = run.read_run() or {}
-        model_args = old.get("model_args")
-        if old.get("epochs") != recipe.epochs or old.get("steps_per_epoch") != steps:
-            net.optimizer.learning_rate = R.build_schedule(recipe, steps)
-            print(f"Schedule rebuilt for {recipe.epochs} epochs of {steps} steps.", flush=True)
+    def build():
+        if not isinstance(model, str):
+            return model, None
+        args = model_arguments(model, recipe.model_args, x_tr.shape[1:], data["num_classes"])
+        return M.create_model(model, **args), args
+
+    loss = SparseCrossentropy(label_smoothing=recipe.label_smoothing)
+    net, initial_epoch, model_args = R.open_run(run, recipe, steps, resume, build, loss, model_name, identity)
 
     command = command or R.command_line(
         model_name, recipe, dataset=data["name"] if data["name"] != "arrays" else None, limit=limit,
@@ -234,15 +219,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
 
     monitor, mode = ("val_accuracy", "max") if val_ds is not None else ("accuracy", "max")
     cbs = R.standard_callbacks(run, recipe, monitor, mode, [train_ds], resumed=initial_epoch > 0) + list(callbacks)
-    if initial_epoch < recipe.epochs:
-        R.truncate_csv(run.csv, initial_epoch)
-        net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
-                callbacks=cbs, verbose=verbose, shuffle=False)
-    else:
-        print(f"{run.path}: all {recipe.epochs} epochs are done; evaluating.", flush=True)
-
-    net.save_weights(str(run.final))
-    history = R.read_history(run.csv)
+    history = R.fit_remaining(net, run, recipe, train_ds, val_ds, initial_epoch, cbs, verbose)
     epochs_done = len(history.get("epoch", []))
     results = {
         **identity, "dataset_display": data["display"], "epochs_done": epochs_done, "params": net.count_params(),

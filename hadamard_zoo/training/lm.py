@@ -166,30 +166,17 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     run = R.RunDir(output_dir or f"runs/{model_name}")
     run.create()
     identity = {"model": model_name, "dataset": text["name"]}
-    if resume:
-        R.check_resumable(run, identity)
-    net, initial_epoch = R.load_for_resume(run, resume, recipe.epochs)
-    model_args = None
-    if net is None:
+    def build():
         if isinstance(model, str):
-            model_args = model_arguments(model, recipe.model_args, tokenizer, recipe.context_length)
-            net = M.create_model(model, **model_args)
+            args = model_arguments(model, recipe.model_args, tokenizer, recipe.context_length)
+            built = M.create_model(model, **args)
         else:
-            net = model
-        R.apply_init_weights(net, model_name, recipe)
-        check_context(net, T)
-        net.compile(
-            optimizer=R.build_optimizer(recipe, steps),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=recipe.jit_compile,
-        )
-    else:
-        old = run.read_run() or {}
-        model_args = old.get("model_args")
-        if old.get("epochs") != recipe.epochs or old.get("steps_per_epoch") != steps:
-            net.optimizer.learning_rate = R.build_schedule(recipe, steps)
-            print(f"Schedule rebuilt for {recipe.epochs} epochs of {steps} steps.", flush=True)
+            built, args = model, None
+        check_context(built, T)
+        return built, args
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    net, initial_epoch, model_args = R.open_run(run, recipe, steps, resume, build, loss, model_name, identity)
 
     command = command or R.command_line(
         model_name, recipe, dataset=text["name"] if text["name"] != "text" else None, limit=limit,
@@ -204,15 +191,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     })
     cbs = R.standard_callbacks(run, recipe, "val_loss", "min", [train_ds], bits_per_char=True,
                                resumed=initial_epoch > 0) + list(callbacks)
-    if initial_epoch < recipe.epochs:
-        R.truncate_csv(run.csv, initial_epoch)
-        net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
-                callbacks=cbs, verbose=verbose, shuffle=False)
-    else:
-        print(f"{run.path}: all {recipe.epochs} epochs are done; evaluating.", flush=True)
-
-    net.save_weights(str(run.final))
-    history = R.read_history(run.csv)
+    history = R.fit_remaining(net, run, recipe, train_ds, val_ds, initial_epoch, cbs, verbose)
     nats = mean_nll(net, x_eval, y_eval, eval_bs)
     results = {
         **identity, "dataset_display": text["display"], "epochs_done": len(history.get("epoch", [])),

@@ -472,6 +472,49 @@ def load_for_resume(run: RunDir, resume: bool, epochs: int):
     return model, epoch
 
 
+def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identity):
+    """The run's compiled model: resumed, or built fresh.
+
+    Resuming (``resume`` and an epoch checkpoint in ``run``) loads the newest
+    checkpoint with its optimizer state; the schedule is rebuilt when the
+    epochs or steps per epoch changed.  Otherwise ``build()`` returns
+    ``(net, model_args)``; the net starts from ``recipe.init_weights`` when set
+    and is compiled with the recipe's optimizer, ``loss`` and top-1 accuracy.
+
+    Returns ``(net, initial_epoch, model_args)``.
+    """
+    if resume:
+        check_resumable(run, identity)
+    net, initial_epoch = load_for_resume(run, resume, recipe.epochs)
+    if net is None:
+        net, model_args = build()
+        apply_init_weights(net, model_name, recipe)
+        net.compile(
+            optimizer=build_optimizer(recipe, steps),
+            loss=loss,
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=recipe.jit_compile,
+        )
+        return net, 0, model_args
+    old = run.read_run() or {}
+    if old.get("epochs") != recipe.epochs or old.get("steps_per_epoch") != steps:
+        net.optimizer.learning_rate = build_schedule(recipe, steps)
+        print(f"Schedule rebuilt for {recipe.epochs} epochs of {steps} steps.", flush=True)
+    return net, initial_epoch, old.get("model_args")
+
+
+def fit_remaining(net, run: RunDir, recipe, train_ds, val_ds, initial_epoch, callbacks, verbose):
+    """``fit`` the epochs after ``initial_epoch``, save the final weights; returns the history columns."""
+    if initial_epoch < recipe.epochs:
+        truncate_csv(run.csv, initial_epoch)
+        net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
+                callbacks=callbacks, verbose=verbose, shuffle=False)
+    else:
+        print(f"{run.path}: all {recipe.epochs} epochs are done; evaluating.", flush=True)
+    net.save_weights(str(run.final))
+    return read_history(run.csv)
+
+
 def plot_history(run: RunDir, metric_keys=("accuracy",), title=""):
     """learning_curve.png from history.csv: loss, the metric(s) and the learning rate per epoch."""
     history = read_history(run.csv)
