@@ -163,7 +163,7 @@ def _torch_functions():
     import torch
 
     class StarFn(torch.autograd.Function):
-        """out = act(a) * b, saving only (a, b)."""
+        """out = act(a) * b, saving only (a, b); GLU is ``StarFn(b, a)``."""
 
         @staticmethod
         def forward(ctx, a, b, activation):
@@ -181,26 +181,7 @@ def _torch_functions():
                 grad_a = _torch_act_backward(ctx.activation, grad * b, a)
             return grad_a, grad_b, None
 
-    class GluFn(torch.autograd.Function):
-        """out = a * act(b), saving only (a, b)."""
-
-        @staticmethod
-        def forward(ctx, a, b, activation):
-            ctx.activation = activation
-            ctx.save_for_backward(a, b)
-            return _torch_act_forward(activation, b).mul_(a)
-
-        @staticmethod
-        def backward(ctx, grad):
-            a, b = ctx.saved_tensors
-            grad_a = grad_b = None
-            if ctx.needs_input_grad[0]:
-                grad_a = _torch_act_forward(ctx.activation, b).mul_(grad)
-            if ctx.needs_input_grad[1]:
-                grad_b = _torch_act_backward(ctx.activation, grad * a, b)
-            return grad_a, grad_b, None
-
-    _TORCH_FNS.update(star=StarFn, glu=GluFn)
+    _TORCH_FNS.update(star=StarFn)
     return _TORCH_FNS
 
 
@@ -245,4 +226,4 @@ def _glu_torch(a, b, activation, axis):
         return NotImplemented
     if torch_compile_enabled():
         return _bu.torch_compiled(_glu_expression)(a, b, activation)
-    return _torch_functions()["glu"].apply(a, b, activation)
+    return _torch_functions()["star"].apply(b, a, activation)  # a * act(b) is the star product of (b, a)
