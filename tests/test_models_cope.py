@@ -11,7 +11,7 @@ from numpy.polynomial import chebyshev
 from hadamard_zoo import configs
 from hadamard_zoo.layers import ConvPolynomial, CoPEPolynomial, PolynomialInjection, ProjectionDiscriminatorHead
 from hadamard_zoo.models.architectures.cope import build_cope_discriminator, build_cope_generator, generate, polynomial_degree
-from hadamard_zoo.training.gan import ConditionalGAN, sngan_adam
+from hadamard_zoo.training.gan import ConditionalGAN, sngan_adam, standing_batchnorm_statistics
 
 CONFIG = Path(__file__).resolve().parent.parent / "zoo_configs" / "cope.yaml"
 
@@ -279,3 +279,61 @@ def test_gan_loop_steps_and_discriminator_learns_separable_toy():
     assert d_loss[-3:].mean() < 0.7 * d_loss[:3].mean(), d_loss
     for a, b in zip(g1, snapshot(g)):
         np.testing.assert_array_equal(a, b)  # lr 0: the generator did not move
+
+
+def test_gan_generator_moving_average_and_its_standing_statistics(tmp_path):
+    """g_ema_momentum m: after one generator step the average is m * w0 + (1 - m) * w1 (all
+    backends, the JAX step included); ema_generator() holds the average, leaves the live
+    generator alone, and its recomputed BatchNorm statistics make inference mode equal
+    training mode on the standing batch; load_ema restores a saved average."""
+    from hadamard_zoo.models.architectures.cope import sample_noise
+
+    g = _tiny_generator(init_scale=1.0)
+    d = build_cope_discriminator(image_size=8, channels=1, num_classes=3, width=4, downsample=(True, False), name="tiny_d")
+    gan = ConditionalGAN(g, d, num_classes=3, n_dis=2, g_batch_size=3, seed=0, g_ema_momentum=0.25)
+    gan.compile(d_optimizer=sngan_adam(1e-2), g_optimizer=sngan_adam(1e-2))
+    w0 = [to_np(v) for v in g.trainable_variables]
+    np.testing.assert_array_equal(to_np(gan.g_ema_variables[0]), w0[0])  # starts at the weights
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 1)).astype("float32")
+    gan.fit(x, np.arange(16) % 3, batch_size=16, epochs=1, shuffle=False, verbose=0)  # one generator step
+    assert int(gan.g_optimizer.iterations) == 1
+    w1 = [to_np(v) for v in g.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(w0, w1))
+    for a, b, e in zip(w0, w1, gan.g_ema_variables):
+        np.testing.assert_allclose(to_np(e), 0.25 * a + 0.75 * b, rtol=1e-5, atol=1e-6)
+
+    bn_live = [to_np(v) for v in g.non_trainable_variables]
+    ema_g = gan.ema_generator(standing_samples=64, seed=3)
+    for v, e in zip(ema_g.trainable_variables, gan.g_ema_variables):
+        np.testing.assert_array_equal(to_np(v), to_np(e))
+    for a, v in zip(w1, g.trainable_variables):
+        np.testing.assert_array_equal(a, to_np(v))  # the live generator is untouched
+    for a, v in zip(bn_live, g.non_trainable_variables):
+        np.testing.assert_array_equal(a, to_np(v))
+    z, c = sample_noise(64, 3, 3), (np.arange(64) % 3).astype("int32")
+    np.testing.assert_allclose(to_np(ema_g([z, c], training=False)), to_np(ema_g([z, c], training=True)), rtol=1e-4, atol=1e-5)
+    assert [l.momentum for l in ema_g._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)] == [
+        l.momentum for l in g._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)
+    ]  # momenta restored
+
+    path = tmp_path / "ema.weights.h5"
+    ema_g.save_weights(path)
+    gan.reset_ema()
+    np.testing.assert_array_equal(to_np(gan.g_ema_variables[0]), w1[0])
+    gan.load_ema(path)
+    for v, e in zip(ema_g.trainable_variables, gan.g_ema_variables):
+        np.testing.assert_array_equal(to_np(v), to_np(e))
+    assert standing_batchnorm_statistics(g, 3, 16) is g
+
+
+def test_gan_moving_average_bad_arguments():
+    g = _tiny_generator()
+    d = build_cope_discriminator(image_size=8, channels=1, num_classes=3, width=4, downsample=(True, False), name="tiny_d")
+    for bad in (1.0, -0.1, "0.9"):
+        with pytest.raises(ValueError, match="g_ema_momentum"):
+            ConditionalGAN(g, d, num_classes=3, g_ema_momentum=bad)
+    plain = ConditionalGAN(g, d, num_classes=3)
+    with pytest.raises(ValueError, match="no moving average"):
+        plain.ema_generator()
+    with pytest.raises(ValueError, match="num_samples"):
+        standing_batchnorm_statistics(g, 3, 0)

@@ -31,9 +31,18 @@ kernel stays unnormalized and the gradient flows through ``W / sigma(W)`` (the
 reparametrization of Miyato et al. and of the Chainer reference).  The forward
 function is the same; the update rule differs slightly between backends.
 
+Generator moving average (``g_ema_momentum``, as BigGAN / StyleGAN sample from):
+after every generator step ``ema <- m * ema + (1 - m) * w`` for each trainable
+generator weight ``w``.  The averages are non-trainable variables of the wrapper
+(so ``fit`` carries them on JAX too), not Keras' optimizer ``use_ema``, whose
+``finalize_variable_values`` would overwrite the live generator at the end of
+every ``fit`` call.  :meth:`ConditionalGAN.ema_generator` returns a copy of the
+generator holding the averages, with its BatchNorm statistics recomputed for
+those weights (:func:`standing_batchnorm_statistics`).
+
 Not covered: loss scaling (train in float32 or ``mixed_bfloat16``, not
-``mixed_float16``), the moving average of the generator, saving the wrapper
-(save ``generator`` and ``discriminator``; they are ordinary ``.keras`` models).
+``mixed_float16``), saving the wrapper (save ``generator`` and
+``discriminator``; they are ordinary ``.keras`` models).
 """
 
 from __future__ import annotations
@@ -82,6 +91,32 @@ def sngan_adam(learning_rate=2e-4, beta_1=0.0, beta_2=0.9):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
 
 
+def standing_batchnorm_statistics(generator, num_classes, num_samples=2048, seed=0):
+    """Set every ``BatchNormalization`` layer's moving statistics of ``generator`` to
+    the batch statistics of one training-mode pass over ``num_samples`` samples
+    (noise ``U(-1, 1)``, labels cycling over the ``num_classes`` classes).
+
+    In inference mode the generator then normalizes that batch exactly as training
+    mode does; this is what weights that were never run in training mode (an
+    exponential moving average) need before sampling.  Returns ``generator``.
+    """
+    from hadamard_zoo.models.architectures.cope import sample_noise
+
+    _check_positive_int("num_samples", num_samples)
+    layers = [l for l in generator._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    momenta = [l.momentum for l in layers]
+    z = sample_noise(num_samples, generator.inputs[0].shape[-1], seed)
+    c = (np.arange(num_samples) % int(num_classes)).astype("int32")
+    try:
+        for l in layers:
+            l.momentum = 0.0  # moving <- batch statistics
+        generator([z, c], training=True)
+    finally:
+        for l, m in zip(layers, momenta):
+            l.momentum = m
+    return generator
+
+
 def _check_positive_int(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -99,12 +134,17 @@ class ConditionalGAN(keras.Model):
             ``train_step`` is split into ``n_dis`` parts).
         g_batch_size: fake samples per generator step (default: the discriminator batch).
         seed: seed of the noise/label ``SeedGenerator``.
+        g_ema_momentum: ``m`` of the generator's moving average (``None``: no
+            average; BigGAN uses 0.9999 over 100k+ iterations, a few thousand
+            iterations want about 0.995).  It starts from the generator's weights
+            at construction; call :meth:`reset_ema` after loading other weights.
 
     ``fit`` logs ``d_loss`` and ``g_loss`` (means over the epoch) and ``d_real``,
     ``d_fake`` (mean logits of the last discriminator step).
     """
 
-    def __init__(self, generator, discriminator, latent_dim=None, num_classes=10, n_dis=1, g_batch_size=None, seed=None, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim=None, num_classes=10, n_dis=1, g_batch_size=None, seed=None,
+                 g_ema_momentum=None, **kwargs):
         super().__init__(**kwargs)
         if latent_dim is None:
             latent_dim = generator.inputs[0].shape[-1]
@@ -113,6 +153,8 @@ class ConditionalGAN(keras.Model):
         _check_positive_int("n_dis", n_dis)
         if g_batch_size is not None:
             _check_positive_int("g_batch_size", g_batch_size)
+        if g_ema_momentum is not None and not (isinstance(g_ema_momentum, (int, float)) and 0.0 <= g_ema_momentum < 1.0):
+            raise ValueError(f"g_ema_momentum must be a number in [0, 1) or None, got {g_ema_momentum!r}.")
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
@@ -122,7 +164,52 @@ class ConditionalGAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.g_ema_momentum = None if g_ema_momentum is None else float(g_ema_momentum)
+        self.g_ema_variables = []
+        if g_ema_momentum is not None:
+            self.g_ema_variables = [
+                self.add_weight(shape=v.shape, dtype=v.dtype, initializer="zeros", trainable=False, name=f"g_ema_{i}")
+                for i, v in enumerate(generator.trainable_variables)
+            ]
+            self.reset_ema()
         self.built = True
+
+    # ---------------------------------------------------------- moving average
+    def reset_ema(self):
+        """Set the generator's moving average to its current weights."""
+        for average, variable in zip(self.g_ema_variables, self.generator.trainable_variables):
+            average.assign(ops.copy(variable.value))  # a copy: JAX must not see one buffer in two variables
+
+    def _ema_values(self, averages, weights):
+        m = self.g_ema_momentum
+        return [ops.add(ops.multiply(a, m), ops.multiply(ops.cast(w, a.dtype), 1.0 - m)) for a, w in zip(averages, weights)]
+
+    def _update_ema(self):
+        if self.g_ema_variables:
+            new = self._ema_values([a.value for a in self.g_ema_variables], [v.value for v in self.generator.trainable_variables])
+            for average, value in zip(self.g_ema_variables, new):
+                average.assign(value)
+
+    def ema_generator(self, standing_samples=2048, seed=0):
+        """A copy of the generator holding the moving average of its weights, with its
+        BatchNorm statistics recomputed over ``standing_samples`` samples
+        (:func:`standing_batchnorm_statistics`).  The live generator is untouched."""
+        if not self.g_ema_variables:
+            raise ValueError("This ConditionalGAN keeps no moving average; construct it with g_ema_momentum=....")
+        copy = keras.models.clone_model(self.generator)
+        copy.set_weights(self.generator.get_weights())
+        for variable, average in zip(copy.trainable_variables, self.g_ema_variables):
+            variable.assign(ops.copy(average.value))
+        return standing_batchnorm_statistics(copy, self.num_classes, standing_samples, seed)
+
+    def load_ema(self, generator_weights_path):
+        """Set the moving average from a saved generator ``.weights.h5`` (e.g. one written from :meth:`ema_generator`)."""
+        if not self.g_ema_variables:
+            raise ValueError("This ConditionalGAN keeps no moving average; construct it with g_ema_momentum=....")
+        copy = keras.models.clone_model(self.generator)
+        copy.load_weights(generator_weights_path)
+        for average, variable in zip(self.g_ema_variables, copy.trainable_variables):
+            average.assign(ops.copy(variable.value))
 
     @property
     def metrics(self):
@@ -215,6 +302,7 @@ class ConditionalGAN(keras.Model):
                     g_loss = hinge_g_loss(D([G([zg, cg], training=True), cg], training=True))
                 grads = tape.gradient(g_loss, G.trainable_variables)
                 self.g_optimizer.apply(grads, G.trainable_variables)
+                self._update_ema()
                 self.g_loss_tracker.update_state(g_loss)
         self.optimizer.iterations.assign_add(1)
         return self._logs(ops.mean(real_l), ops.mean(fake_l))
@@ -246,6 +334,8 @@ class ConditionalGAN(keras.Model):
             if i == 0:
                 g_loss = hinge_g_loss(D([G([zg, cg], training=True), cg], training=True))
                 step(g_loss, G.trainable_variables, self.g_optimizer)
+                with torch.no_grad():
+                    self._update_ema()
                 self.g_loss_tracker.update_state(g_loss.detach())
         self.zero_grad()
         with torch.no_grad():
@@ -271,6 +361,7 @@ class ConditionalGAN(keras.Model):
             g_o=positions(ov, self.g_optimizer.variables),
             d_o=positions(ov, self.d_optimizer.variables),
             it=positions(ov, [self.optimizer.iterations])[0],
+            ema=positions(ntv, self.g_ema_variables),
         )
 
     def _train_step_jax(self, state, data):
@@ -322,6 +413,7 @@ class ConditionalGAN(keras.Model):
             if i == 0:
                 (g_loss, (g_ntv, d_ntv)), grads = g_grad_fn(g_tv, g_ntv, d_ntv)
                 g_tv, g_ov = self.g_optimizer.stateless_apply(g_ov, grads, g_tv)
+                put(ntv, idx["ema"], self._ema_values(take(ntv, idx["ema"]), g_tv))
                 g_mv = self.g_loss_tracker.stateless_update_state(g_mv, g_loss)
 
         put(tv, idx["g_t"], g_tv)

@@ -11,6 +11,13 @@ is drawn.  ``resume`` restarts from the last saved epoch with fresh optimizer
 moments (Adam's state is not saved; the loss of a few hundred iterations of
 warm-up is the price).
 
+With ``g_ema_momentum`` in the recipe the generator's moving average
+(:meth:`ConditionalGAN.ema_generator`, BatchNorm statistics recomputed) is what
+is sampled, saved per epoch (``epoch_NNN.gen_ema.weights.h5``, restored on
+resume), evaluated and shipped as ``final.weights.h5``; the live generator is
+evaluated too (``live_generator`` in ``results.json``), so the average's effect
+is measured in every run.
+
 Evaluation (:func:`evaluate_generator`), as the checkpoints issue asks, in the
 feature space of the zoo's own pretrained classifier for the dataset
 (``eval_classifier``, a manifest tag):
@@ -178,7 +185,8 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
     keras.utils.set_random_seed(recipe.seed)
     gen = models.create_model(model_name, **recipe.model_args)
     dis = models.create_model(recipe.discriminator)
-    gan = G.ConditionalGAN(gen, dis, num_classes=int(labels.max()) + 1, g_batch_size=recipe.g_batch_size, seed=recipe.seed)
+    gan = G.ConditionalGAN(gen, dis, num_classes=int(labels.max()) + 1, g_batch_size=recipe.g_batch_size, seed=recipe.seed,
+                           g_ema_momentum=recipe.g_ema_momentum)
     gan.compile(G.sngan_adam(recipe.learning_rate, recipe.beta_1, recipe.beta_2),
                 G.sngan_adam(recipe.learning_rate, recipe.beta_1, recipe.beta_2))
     steps, epochs = int(recipe.steps_per_epoch), int(recipe.epochs)
@@ -200,6 +208,8 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
             start_epoch = saved["epoch"]
             gen.load_weights(run.path / f"epoch_{start_epoch:03d}.gen.weights.h5")
             dis.load_weights(run.path / f"epoch_{start_epoch:03d}.dis.weights.h5")
+            if gan.g_ema_variables:
+                gan.load_ema(run.path / f"epoch_{start_epoch:03d}.gen_ema.weights.h5")
             print(f"resuming {model_name} after epoch {start_epoch}", flush=True)
     run.write_json(run.path / "run.json", {**identity, "command": command, "started": R.now(),
                                             "backend": keras.config.backend()})
@@ -224,23 +234,39 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
               f"g_loss {h.get('g_loss', 0):.3f} ({secs:.0f} s)", flush=True)
         gen.save_weights(run.path / f"epoch_{epoch + 1:03d}.gen.weights.h5")
         dis.save_weights(run.path / f"epoch_{epoch + 1:03d}.dis.weights.h5")
+        shipped = gen
+        if gan.g_ema_variables:
+            shipped = gan.ema_generator(seed=recipe.seed)
+            shipped.save_weights(run.path / f"epoch_{epoch + 1:03d}.gen_ema.weights.h5")
         state.write_text(json.dumps({"identity": json.loads(json.dumps(identity, default=str)), "epoch": epoch + 1}))
         old = epoch + 1 - max(int(recipe.keep_checkpoints), 1)
-        for suffix in ("gen", "dis"):
+        for suffix in ("gen", "dis", "gen_ema"):
             p = run.path / f"epoch_{old:03d}.{suffix}.weights.h5"
             if old >= 1 and p.exists():
                 p.unlink()
-        sample_grid(gen, run.path / "samples.png", data["class_names"], title=f"{model_name}, iteration {(epoch + 1) * steps}")
+        sample_grid(shipped, run.path / "samples.png", data["class_names"], title=f"{model_name}, iteration {(epoch + 1) * steps}")
 
-    gen.save_weights(run.final)
-    metrics = evaluate_generator(gen, dataset, recipe.eval_classifier, data=data)
+    if start_epoch >= epochs:  # nothing left to train: the saved epoch is what ships
+        shipped = gen
+        if gan.g_ema_variables:
+            gan.load_ema(run.path / f"epoch_{epochs:03d}.gen_ema.weights.h5")
+            shipped = gan.ema_generator(seed=recipe.seed)
+    shipped.save_weights(run.final)
+    metrics = evaluate_generator(shipped, dataset, recipe.eval_classifier, data=data)
     results = {"model": model_name, "task": "gan", "params": gen.count_params(), **metrics,
                "train_seconds": round(time.time() - t_all, 1), "iterations": epochs * steps,
                "final_weights": str(run.final)}
+    if gan.g_ema_variables:
+        live = evaluate_generator(gen, dataset, recipe.eval_classifier, data=data)
+        results["shipped"] = f"moving average of the generator (momentum {recipe.g_ema_momentum})"
+        results["live_generator"] = {k: live[k] for k in ("value", "frechet_distance", "class_accuracy_per_class")}
     print(f"{model_name}: classifier agreement {metrics['value']:.4f} (classifier on real test images: "
           f"{metrics['classifier_test_accuracy']:.4f}); Frechet distance {metrics['frechet_distance']:.3f} "
           f"(train vs test: {metrics['frechet_distance_train_vs_test']:.3f}) in {metrics['feature_dim']}-d "
           f"{metrics['classifier']} features.", flush=True)
+    if "live_generator" in results:
+        print(f"  (that is the moving average; the live generator: agreement {results['live_generator']['value']:.4f}, "
+              f"Frechet distance {results['live_generator']['frechet_distance']:.3f})", flush=True)
     if limit is None and dataset != "arrays":
         tag = f"{model_name}.{dataset}"
         results["manifest_entry"] = {
@@ -251,5 +277,8 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
             "params": results["params"], "train_command": command, "eval_command": f"hadamard-zoo eval {tag}",
             "backend": keras.config.backend(), "date": R.now(), "model_args": recipe.model_args,
         }
+        if "live_generator" in results:
+            results["manifest_entry"].update(
+                generator_weights=results["shipped"], live_generator_value=round(results["live_generator"]["value"], 4))
     run.write_json(run.results_json, results)
     return results

@@ -88,6 +88,7 @@ DEFAULTS = {
     "beta_2": 0.9,
     "n_dis_schedule": None,  # GAN: [[until_iteration, n_dis], ...] (None: one D step per G step)
     "eval_classifier": None,  # GAN: manifest tag of the classifier that scores the samples
+    "g_ema_momentum": None,  # GAN: momentum of the generator's moving average (None: none); the average is what ships
     "by_dataset": {},
 }
 OPTIMIZERS = ("adamw", "adam", "sgd")
