@@ -257,6 +257,30 @@ class FixedScores:
         return np.array([self.triples[tuple(int(v) for v in x)] for x in triples])
 
 
+def test_manifest_entry_of_a_kg_run_is_publishable(trained, tmp_path):
+    """kg.manifest_entry + results.json -> pretrained.publish -> load_pretrained gives the same scores."""
+    import json
+
+    from hadamard_zoo import pretrained
+    from hadamard_zoo.training.kg import manifest_entry
+
+    ds, model, _, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save_weights(run / "final.weights.h5")
+    metrics = {"MRR": 0.51234, "MR": 2.0, "HITS@1": 0.4, "HITS@10": 1.0, "num_queries": 12}
+    entry = manifest_entry("rotate_small", ds, metrics, model.count_params(), run / "final.weights.h5", "train it")
+    assert entry["metric"] == "MRR" and entry["value"] == 0.5123 and entry["HITS@10"] == 1.0
+    assert "num_queries" not in entry and entry["name"].startswith("rotate_small.")
+    (run / "results.json").write_text(json.dumps({"final_weights": str(run / "final.weights.h5"), "manifest_entry": entry}))
+    published = pretrained.publish(run, directory=tmp_path / "weights", float16=False)
+    again = models.create_model("rotate_small", dataset=ds)
+    pretrained.load_pretrained(again, "rotate_small", published["name"], directory=tmp_path / "weights")
+    triples = np.asarray(ds.train[:4], "int32")
+    np.testing.assert_allclose(to_np(again.score_all_tails(triples[:, 0], triples[:, 1])),
+                               to_np(model.score_all_tails(triples[:, 0], triples[:, 1])), rtol=1e-6)
+
+
 def test_filtered_ranking_on_known_ranks():
     ents = ["a", "b", "c", "d", "e"]
     ds = KGDataset("hand", ents, ["r"], np.array([[0, 0, 2], [4, 0, 3]]), np.zeros((0, 3), np.int64),

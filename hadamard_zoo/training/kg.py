@@ -391,6 +391,30 @@ def bench_train_step(model, dataset, batch_size=512, num_negatives=1024, shared_
     }
 
 
+def manifest_entry(model_name, dataset, metrics, params, weights_path, train_command):
+    """The ``weights/manifest.json`` entry of a KG run evaluated on its test split
+    (what :func:`hadamard_zoo.pretrained.publish` reads from ``results.json``).
+
+    The tag is ``<model>.<dataset>`` (``rotate_wn18rr_small.wn18rr``); the metric is
+    the filtered MRR when ranking metrics were measured (HITS@k and MR are kept
+    beside it), else the first one (Countries: AUC-PR).
+    """
+    from hadamard_zoo.data._common import sha256_of
+    from hadamard_zoo.training.recipes import now
+
+    metric = "MRR" if "MRR" in metrics else next(iter(metrics))
+    tag = f"{model_name}.{dataset.name.lower().replace('-', '').replace(' ', '_')}"
+    entry = {
+        "name": tag, "model": model_name, "default": True, "file": f"{tag}.weights.h5",
+        "sha256": sha256_of(weights_path), "dataset": dataset.name, "kg_dataset": dataset.name, "split": "test",
+        "metric": metric, "value": round(float(metrics[metric]), 4), "params": int(params),
+        "train_command": train_command, "eval_command": f"hadamard-zoo eval {tag}",
+        "backend": keras.config.backend(), "date": now(),
+    }
+    entry.update({k: round(float(v), 4) for k, v in metrics.items() if k not in (metric, "num_queries")})
+    return entry
+
+
 # ---------------------------------------------------------------------- CLI
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -467,6 +491,14 @@ def main(argv=None):
             metrics = kg_eval.evaluate_ranking(model, ds, split=args.eval, batch_size=args.eval_batch_size)
         result.update({f"{args.eval}_{k}": v for k, v in metrics.items()})
         result["eval_seconds"] = round(time.time() - t1, 1)
+    if args.save and args.eval == "test":  # a publishable run (hadamard_zoo.pretrained.publish)
+        import shlex
+        import sys
+
+        words = list(sys.argv[1:] if argv is None else argv)
+        command = f"KERAS_BACKEND={keras.config.backend()} python -m hadamard_zoo.training.kg " + shlex.join(words)
+        result["final_weights"] = args.save
+        result["manifest_entry"] = manifest_entry(args.model, ds, metrics, model.count_params(), args.save, command)
     print(json.dumps(result, indent=2))
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
