@@ -338,3 +338,20 @@ def test_bad_arguments_raise_clear_errors():
         model.compute_loss(np.zeros((1, 3)), y_pred=model(np.zeros((1, 3), "int32")))
     with pytest.raises(ValueError, match="out of range"):
         NegativeSamplingDataset(np.array([[0, 0, 5]]), 3, 1)
+
+
+def test_train_command_runs_a_kg_variant_without_a_recipe_and_writes_a_publishable_run(shared_datasets, tmp_path):
+    """training.train (hadamard-zoo train) hands a KG variant to the KG trainer with the dataset its
+    zoo config names; the run folder holds the weights and a manifest entry."""
+    import json
+
+    from hadamard_zoo import training
+
+    out = tmp_path / "kg_run"
+    result = training.train("rotate_countries_quick", steps=2, output_dir=out, data_dir=shared_datasets)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["manifest_entry"]["metric"] == "AUC-PR" and saved["manifest_entry"]["model"] == "rotate_countries_quick"
+    assert 0.0 <= result["test_AUC-PR"] <= 1.0 and (out / "final.weights.h5").exists()
+    assert "--steps 2" in saved["manifest_entry"]["train_command"]
+    with pytest.raises(ValueError, match="augment"):
+        training.train("rotate_countries_quick", augment={"flip": True}, output_dir=out)

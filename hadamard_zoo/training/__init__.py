@@ -48,6 +48,8 @@ def train(model, dataset=None, epochs=None, batch_size=None, output_dir=None, re
 
         name = get_config(model).name  # a family name -> its default variant; unknown -> ValueError
         model = name
+        if recipe is None and R.task_for(name) == "kg":  # the KG trainer reads its recipe from the zoo config
+            return _train_kg(name, dataset, batch_size, output_dir, data_dir, {**overrides, "epochs": epochs})
     if recipe is None:
         recipe = R.resolve_recipe(
             name, dataset if isinstance(dataset, str) else None, epochs=epochs, batch_size=batch_size, **overrides
@@ -107,7 +109,13 @@ def _train_kg(name, dataset, batch_size, output_dir, data_dir, overrides):
         argv += ["--batch-size", str(batch_size)]
     if data_dir:
         argv += ["--data-dir", str(data_dir)]
-    if overrides.get("steps"):
-        argv += ["--steps", str(overrides["steps"])]
+    flags = {"steps": "--steps", "learning_rate": "--lr", "steps_per_epoch": "--steps-per-epoch", "seed": "--seed"}
+    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in flags)
+    if unknown:
+        raise ValueError(f"{name!r} trains with hadamard_zoo.training.kg, which takes {sorted(flags)} here, not {unknown}; "
+                         f"see python -m hadamard_zoo.training.kg --help for the rest.")
+    for key, flag in flags.items():
+        if overrides.get(key) is not None:
+            argv += [flag, str(overrides[key])]
     print("Knowledge-graph model: python -m hadamard_zoo.training.kg " + " ".join(argv), flush=True)
     return kg.main(argv)
