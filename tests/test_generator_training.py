@@ -73,6 +73,7 @@ def test_gan_training_with_a_moving_average_ships_and_resumes_it(tmp_path):
     assert (out / "epoch_001.gen_ema.weights.h5").exists()
     second = training.train("cope_generator_fmnist", epochs=2, resume=True, **kw)
     assert second["iterations"] == 4 and "moving average" in second["shipped"]
+    assert json.loads((out / "run.json").read_text())["command"].startswith("hadamard-zoo train cope_generator_fmnist")
     assert 0.0 <= second["live_generator"]["value"] <= 1.0
     shipped, average = models.create_model("cope_generator_fmnist"), models.create_model("cope_generator_fmnist")
     shipped.load_weights(out / "final.weights.h5")

@@ -211,6 +211,10 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
             if gan.g_ema_variables:
                 gan.load_ema(run.path / f"epoch_{start_epoch:03d}.gen_ema.weights.h5")
             print(f"resuming {model_name} after epoch {start_epoch}", flush=True)
+    command = command or R.command_line(
+        model_name, recipe, dataset=dataset if dataset != "arrays" else None, limit=limit,
+        output_dir=str(run.path) if output_dir is not None else None,
+    )
     run.write_json(run.path / "run.json", {**identity, "command": command, "started": R.now(),
                                             "backend": keras.config.backend()})
     log = run.path / "log.csv"
