@@ -186,11 +186,18 @@ def transfer_backbone(source, target, changed=()) -> list[str]:
     return fresh
 
 
-def save_float16_copy(src, dst) -> None:
-    """Copy a Keras ``.weights.h5`` file storing every float32 array as float16.
+TRAINING_STATE_GROUPS = ("optimizer",)
 
-    Keras casts on load, so the copy loads into float32 models on any backend;
-    use it where the metric does not move (check with ``hadamard-zoo eval``).
+
+def save_inference_copy(src, dst, float16=True) -> None:
+    """Copy a Keras ``.weights.h5`` file without its training state.
+
+    The model's variables (``layers``/``vars`` groups) are kept; the optimizer's
+    slots that ``model.save_weights`` writes for a compiled model (Adam moments:
+    twice the model's size) are dropped.  With ``float16`` every float32 array
+    is stored as float16; Keras casts on load, so the copy loads into float32
+    models on any backend.  Use float16 where the metric does not move (check
+    with ``hadamard-zoo eval``).
     """
     import h5py
     import numpy as np
@@ -200,9 +207,11 @@ def save_float16_copy(src, dst) -> None:
             fo.attrs[key] = value
 
         def copy(name, obj):
+            if name.split("/")[0] in TRAINING_STATE_GROUPS:
+                return
             if isinstance(obj, h5py.Dataset):
                 data = obj[()]
-                if getattr(data, "dtype", None) == np.float32:
+                if float16 and getattr(data, "dtype", None) == np.float32:
                     data = data.astype(np.float16)
                 fo.create_dataset(name, data=data)
                 target = fo[name]
@@ -216,7 +225,7 @@ def save_float16_copy(src, dst) -> None:
 
 def publish(run_dir, directory=None, float16=True, **extra) -> dict:
     """Add a finished training run to ``weights/``: copy its final weights
-    (float16 by default), hash them and write its entry into the manifest,
+    without optimizer state (float16 by default), hash them and write its entry into the manifest,
     replacing an entry of the same name.  ``extra`` adds or overrides fields
     (e.g. ``device=...``, ``notes=...``).  Returns the entry.
     """
@@ -229,14 +238,8 @@ def publish(run_dir, directory=None, float16=True, **extra) -> dict:
         src = run_dir / "final.weights.h5"
     dst = directory / entry["file"]
     directory.mkdir(parents=True, exist_ok=True)
-    if float16:
-        save_float16_copy(src, dst)
-        entry["storage_dtype"] = "float16"
-    else:
-        import shutil
-
-        shutil.copyfile(src, dst)
-        entry["storage_dtype"] = "float32"
+    save_inference_copy(src, dst, float16=float16)
+    entry["storage_dtype"] = "float16" if float16 else "float32"
     entry["sha256"] = sha256_of(dst)
     entry.update(extra)
     manifest_path = directory / "manifest.json"

@@ -35,6 +35,42 @@ def test_manifest_is_complete_and_files_match():
             defaults[entry["model"]] = entry["name"]
 
 
+def test_shipped_files_hold_model_variables_only():
+    """No optimizer slots in weights/ (they would triple its size) and the manifest's storage dtype is true."""
+    import h5py
+
+    for entry in ENTRIES:
+        with h5py.File(pretrained.weights_dir() / entry["file"], "r") as f:
+            assert not set(f) & set(pretrained.TRAINING_STATE_GROUPS), f"{entry['name']} ships optimizer state"
+            dtypes = set()
+            f.visititems(lambda n, o: dtypes.add(o.dtype.name) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
+        assert dtypes == {entry.get("storage_dtype", "float32")}, (entry["name"], dtypes)
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_inference_copy_drops_optimizer_state_and_keeps_the_variables(tmp_path, float16):
+    import h5py
+    import keras
+
+    def build():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+
+    trained = build()
+    trained.compile("adam", "mse")
+    trained.fit(np.ones((8, 4), "float32"), np.zeros((8, 3), "float32"), epochs=2, verbose=0)
+    trained.save_weights(tmp_path / "full.weights.h5")
+    pretrained.save_inference_copy(tmp_path / "full.weights.h5", tmp_path / "slim.weights.h5", float16=float16)
+    with h5py.File(tmp_path / "full.weights.h5", "r") as f:
+        assert "optimizer" in f
+    with h5py.File(tmp_path / "slim.weights.h5", "r") as f:
+        assert "optimizer" not in f
+    fresh = build()
+    fresh.load_weights(tmp_path / "slim.weights.h5")
+    tol = 1e-3 if float16 else 0.0
+    for a, b in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
 def test_checkpoint_predictions_match_across_backends(entry):
     model = models.create_model(entry["model"], pretrained=entry["name"])
