@@ -321,6 +321,8 @@ def test_registry_variants_and_param_counts():
     assert info["published_params"] == model.count_params() == 544000
     assert model.gamma == 0.1 and model.hidden_dim == 1000 and model.training_config["num_negatives"] == 64
     assert models.get_config("rotate_wn18rr").arguments["training"]["learning_rate"] == 5e-5
+    for cpu_sized in ("rotate_wn18rr_small", "rotate_fb15k237_small"):  # the configs' stated counts are true
+        assert models.create_model(cpu_sized).count_params() == models.model_info(cpu_sized)["published_params"]
     sized = models.create_model("rotate_small", dataset=tiny_kg())  # the dataset sets sizes and names
     assert (sized.num_entities, sized.num_relations, sized.relation_vocab) == (8, 2, RELS)
     assert sized.count_params() == 8 * 16 + 2 * 8
