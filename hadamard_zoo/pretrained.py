@@ -226,7 +226,8 @@ def save_inference_copy(src, dst, float16=True) -> None:
 def publish(run_dir, directory=None, float16=True, **extra) -> dict:
     """Add a finished training run to ``weights/``: copy its final weights
     without optimizer state (float16 by default), hash them and write its entry into the manifest,
-    replacing an entry of the same name.  ``extra`` adds or overrides fields
+    replacing an entry of the same name; the train command is prefixed with the
+    run's ``KERAS_BACKEND``.  ``extra`` adds or overrides fields
     (e.g. ``device=...``, ``notes=...``).  Returns the entry.
     """
     run_dir = Path(run_dir)
@@ -242,6 +243,9 @@ def publish(run_dir, directory=None, float16=True, **extra) -> dict:
     entry["storage_dtype"] = "float16" if float16 else "float32"
     entry["sha256"] = sha256_of(dst)
     entry.update(extra)
+    command, backend = entry.get("train_command", ""), entry.get("backend")
+    if backend and command and not command.startswith("KERAS_BACKEND="):  # numerics differ by backend: name it
+        entry["train_command"] = f"KERAS_BACKEND={backend} {command}"
     manifest_path = directory / "manifest.json"
     entries = [e for e in load_manifest(directory) if e["name"] != entry["name"]]
     if entry.get("default"):

@@ -274,6 +274,7 @@ def test_manifest_entry_of_a_kg_run_is_publishable(trained, tmp_path):
     assert "num_queries" not in entry and entry["name"].startswith("rotate_small.")
     (run / "results.json").write_text(json.dumps({"final_weights": str(run / "final.weights.h5"), "manifest_entry": entry}))
     published = pretrained.publish(run, directory=tmp_path / "weights", float16=False)
+    assert published["train_command"] == f"KERAS_BACKEND={keras.config.backend()} train it"
     again = models.create_model("rotate_small", dataset=ds)
     pretrained.load_pretrained(again, "rotate_small", published["name"], directory=tmp_path / "weights")
     triples = np.asarray(ds.train[:4], "int32")
