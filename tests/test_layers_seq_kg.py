@@ -3,10 +3,11 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import BACKEND, assert_close, rand, roundtrip_keras, to_np
+from helpers import BACKEND, assert_close, rand, roundtrip_keras, to_np, value_and_grads
 
 import hadamard_zoo.ops as hops
 from hadamard_zoo.layers import CausalLinearAttention, HadamardDepthwiseConv2D, RotatEScore
+from hadamard_zoo.layers.attention import elu_plus_one
 
 MIXED = ["mixed_bfloat16", "mixed_float16"] if BACKEND in ("jax", "torch") else ["mixed_bfloat16"]
 
@@ -58,6 +59,21 @@ def test_attention_heads_feature_map_normalize_formula():
         scores = (q[..., s] @ np.swapaxes(k[..., s], 1, 2)) * np.tril(np.ones((7, 7)))
         out.append(scores @ v[..., s] / (scores.sum(-1, keepdims=True) + 1e-6))
     assert_close(y, np.concatenate(out, -1), 1e-5, 1e-5)
+
+
+def test_elu_plus_one_is_exact_in_the_tail_and_has_finite_gradients():
+    """phi(x) = elu(x) + 1 without the cancellation of expm1(x) + 1: full relative precision
+    for x << 0 (a trained LM's features reach 1e-6, where expm1 + 1 is off by percents)."""
+    x = np.array([-80.0, -30.0, -14.0, -3.0, -0.5, 0.0, 0.5, 3.0, 90.0], "float32")
+    y, (g,) = value_and_grads(lambda t: elu_plus_one(t), [x])
+    want = np.where(x > 0, x.astype("float64") + 1, np.exp(np.minimum(x, 0).astype("float64")))
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=0)  # relative, down to exp(-80) (exp(-100) is subnormal)
+    assert y[2] > 0 and abs(y[2] / np.exp(-14.0) - 1) < 1e-6  # expm1(-14) + 1 in float32 is off by ~7%
+    cotangent = np.random.default_rng(123).normal(size=x.shape).astype("float32")  # value_and_grads' seed
+    derivative = np.where(x > 0, 1.0, want)  # 1, or exp(x); finite at 90 (no NaN from the unused branch)
+    np.testing.assert_allclose(g, cotangent * derivative, rtol=1e-6, atol=0)
+    moderate = rand((50,), scale=2.0)
+    assert_close(elu_plus_one(moderate), to_np(keras.ops.elu(moderate)) + 1, 1e-6, 1e-6)
 
 
 @pytest.mark.parametrize("policy", MIXED)
