@@ -36,6 +36,18 @@ def test_manifest_is_complete_and_files_match():
             defaults[entry["model"]] = entry["name"]
 
 
+def test_readme_table_lists_every_checkpoint_with_its_manifest_value():
+    """The README's checkpoint table is kept true: one row per manifest entry, with its value and eval command."""
+    readme = (pretrained.weights_dir().parent / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines() if line.startswith("| `")}
+    for entry in ENTRIES:
+        row = rows.get(entry["name"])
+        assert row is not None, f"README.md has no checkpoint-table row for {entry['name']}"
+        assert f"{entry['value']:.4f}" in row, f"README row of {entry['name']} does not show its manifest value {entry['value']}"
+        assert entry["eval_command"] in row, f"README row of {entry['name']} lacks `{entry['eval_command']}`"
+        assert ("(default)" in row) == bool(entry.get("default")), f"README row of {entry['name']}: default flag differs"
+
+
 def test_shipped_files_hold_model_variables_only():
     """No optimizer slots in weights/ (they would triple its size) and the manifest's storage dtype is true."""
     import h5py
