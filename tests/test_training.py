@@ -204,6 +204,30 @@ def test_augmentation_crops_and_flips():
         assert any(np.array_equal(a, p[i:i + 4, j:j + 4]) for i in range(3) for j in range(3))
 
 
+def test_cutout_erases_one_clipped_square_per_image():
+    x = np.zeros((200, 8, 8, 3), np.uint8)
+    out = C.cutout(x, np.random.default_rng(0), 4, fill=1.0)
+    assert out.dtype == np.float32 and x.max() == 0  # a copy; the input is untouched
+    erased = out[..., 0] == 1.0
+    assert np.array_equal(erased, (out == 1.0).all(-1))  # every channel of a pixel together
+    counts = erased.sum(axis=(1, 2))
+    assert counts.max() == 16 and counts.min() >= 4  # whole 4x4 squares inside, clipped at corners
+    for mask in erased:
+        r, c = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        assert mask.sum() == len(r) * len(c) and np.ptp(r) == len(r) - 1 and np.ptp(c) == len(c) - 1
+    ds = C.ArrayBatches(x, np.zeros(200, np.int32), 50, shuffle=True, seed=1, cutout=4)
+    np.testing.assert_array_equal(ds[1][0], ds[1][0])  # a function of (seed, epoch, batch)
+    assert (ds[1][0] == C.CUTOUT_FILL).any()
+    with pytest.raises(ValueError, match="cutout"):
+        C.ArrayBatches(x, np.zeros(200), 50, cutout=-1)
+
+
+def test_recipe_rejects_a_bad_cutout_size(tmp_path):
+    (tmp_path / "r.yaml").write_text("pinet_ccp: {dataset: fashion_mnist, augment: {cutout: 2.5}}\n")
+    with pytest.raises(R.RecipeError, match="augment.cutout"):
+        R.load_recipes(tmp_path)
+
+
 def test_array_batches_are_a_function_of_seed_epoch_and_batch():
     x, y = synthetic_images(10, 0)
     ds = C.ArrayBatches(x, y, 4, shuffle=True, seed=3, crop_padding=2, flip=True)

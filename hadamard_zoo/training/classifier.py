@@ -2,7 +2,7 @@
 
 Data flow: uint8 arrays (from :mod:`hadamard_zoo.data` or keras.datasets-style
 arrays) -> :class:`ArrayBatches`, a ``keras.utils.PyDataset`` that shuffles and
-augments in numpy (random crop with zero padding, horizontal flip) and yields
+augments in numpy (random crop with zero padding, horizontal flip, Cutout) and yields
 float32 pixels in [0, 255] -> the model, whose preprocessing is in the model.
 """
 
@@ -67,6 +67,27 @@ def random_crop_flip(x, rng, crop_padding=0, flip=False):
     return x
 
 
+CUTOUT_FILL = 128.0  # mid-grey: close to zero after the models' own standardisation
+
+
+def cutout(x, rng, size, fill=CUTOUT_FILL):
+    """Cutout (DeVries & Taylor, 2017): one ``size x size`` square per image set to ``fill``.
+
+    ``x``: ``(N, H, W, C)``. Each square spans rows ``[cy - size//2, cy - size//2 + size)``
+    (columns likewise) with its centre ``(cy, cx)`` uniform over the image, so squares at
+    the border are clipped, as in the paper. Returns a float32 copy.
+    """
+    x = np.array(x, dtype=np.float32)
+    n, h, w = x.shape[:3]
+    top = rng.integers(0, h, n) - int(size) // 2
+    left = rng.integers(0, w, n) - int(size) // 2
+    rows = np.arange(h)[None, :] - top[:, None]
+    cols = np.arange(w)[None, :] - left[:, None]
+    inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    x[inside] = fill
+    return x
+
+
 class ArrayBatches(keras.utils.PyDataset):
     """Batches of ``(float32 images in [0, 255], int32 labels)`` from in-memory arrays.
 
@@ -75,7 +96,7 @@ class ArrayBatches(keras.utils.PyDataset):
     sets the epoch, so a resumed run repeats an uninterrupted run's batches.
     """
 
-    def __init__(self, x, y, batch_size, shuffle=False, seed=0, crop_padding=0, flip=False):
+    def __init__(self, x, y, batch_size, shuffle=False, seed=0, crop_padding=0, flip=False, cutout=0):
         super().__init__()
         if len(x) != len(y):
             raise ValueError(f"{len(x)} images but {len(y)} labels.")
@@ -85,6 +106,9 @@ class ArrayBatches(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle, self.seed = shuffle, int(seed)
         self.crop_padding, self.flip = int(crop_padding or 0), bool(flip)
+        self.cutout = int(cutout or 0)
+        if self.cutout < 0:
+            raise ValueError(f"cutout is the side of the erased square in pixels (>= 0), got {cutout}.")
         self.epoch = 0
         self._order = None
 
@@ -109,6 +133,8 @@ class ArrayBatches(keras.utils.PyDataset):
         if self.crop_padding or self.flip:
             rng = np.random.default_rng([self.seed, self.epoch, int(idx), 7])
             xb = random_crop_flip(xb, rng, self.crop_padding, self.flip)
+        if self.cutout:
+            xb = cutout(xb, np.random.default_rng([self.seed, self.epoch, int(idx), 11]), self.cutout)
         return xb.astype(np.float32), yb
 
 
@@ -188,7 +214,8 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     x_tr, y_tr = x_all[tr_idx], y_all[tr_idx]
     aug = recipe.augment or {}
     train_ds = ArrayBatches(x_tr, y_tr, recipe.batch_size, shuffle=True, seed=recipe.seed,
-                            crop_padding=aug.get("crop_padding", 0), flip=aug.get("flip", False))
+                            crop_padding=aug.get("crop_padding", 0), flip=aug.get("flip", False),
+                            cutout=aug.get("cutout", 0))
     eval_bs = recipe.eval_batch_size or 2 * recipe.batch_size
     val_ds = ArrayBatches(x_all[va_idx], y_all[va_idx], eval_bs) if len(va_idx) else None
     steps = len(train_ds)

@@ -12,7 +12,7 @@ A recipe is keyed by model name::
       schedule: cosine                # cosine | one_cycle | constant
       warmup_epochs: 1
       label_smoothing: 0.0
-      augment: {crop_padding: 0, flip: false}
+      augment: {crop_padding: 0, flip: false, cutout: 0}   # cutout: side of the erased square (px)
       validation_split: 0.1
       by_dataset:                     # optional: what changes when --dataset picks another dataset
         cifar10: {epochs: 40, augment: {crop_padding: 4, flip: true}}
@@ -93,7 +93,7 @@ DEFAULTS = {
 }
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "one_cycle", "constant")
-AUGMENT_KEYS = {"crop_padding", "flip"}
+AUGMENT_KEYS = {"crop_padding", "flip", "cutout"}
 TASKS = ("classifier", "lm", "gan")
 KIND_TO_TASK = {"image_classifier": "classifier", "language_model": "lm", "kg_embedding": "kg", "generator": "gan"}
 
@@ -148,6 +148,10 @@ def _validate(model, values, where):
         raise RecipeError(f"{where}: validation_split must be a fraction in [0, 1) or a count, got {vs!r}.")
     if not isinstance(v["augment"], dict) or set(v["augment"]) - AUGMENT_KEYS:
         raise RecipeError(f"{where}: augment must be a mapping with keys from {sorted(AUGMENT_KEYS)}, got {v['augment']!r}.")
+    for key in ("crop_padding", "cutout"):
+        size = v["augment"].get(key, 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise RecipeError(f"{where}: augment.{key} must be a whole number of pixels >= 0, got {size!r}.")
     if v["init_weights"] is not None and not isinstance(v["init_weights"], str):
         raise RecipeError(f"{where}: init_weights must be a checkpoint tag or a .weights.h5 path, got {v['init_weights']!r}.")
     if not isinstance(v["model_args"], dict):
