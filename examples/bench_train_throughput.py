@@ -6,7 +6,8 @@
 
 Prints one table row per model: backend, model, trainable+BN parameters, images/s of
 SGD + Nesterov train steps on random 32x32 (or the model's input size) images, after
-one warm-up fit (compilation excluded).  Options: ``--batch-size``, ``--batches``.
+one warm-up fit (compilation excluded).  Options: ``--batch-size``, ``--batches``,
+``--jit-compile {auto,true,false}`` (default: XLA on jax/tensorflow, eager torch).
 """
 
 import argparse
@@ -18,12 +19,12 @@ import numpy as np
 from hadamard_zoo.models import create_model
 
 
-def throughput(name, batch_size=128, batches=12):
+def throughput(name, batch_size=128, batches=12, jit_compile=None):
     model = create_model(name)
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=keras.config.backend() != "torch",
+        jit_compile=keras.config.backend() != "torch" if jit_compile is None else jit_compile,
     )
     shape = tuple(model.input_shape[1:])
     rng = np.random.default_rng(0)
@@ -40,12 +41,15 @@ def main():
     parser.add_argument("models", nargs="+")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default=None)
     args = parser.parse_args()
-    print("| backend | model | params | train img/s |")
-    print("|---|---|---:|---:|")
+    jit = {"auto": "auto", "true": True, "false": False, None: None}[args.jit_compile]
+    print("| backend | model | jit_compile | params | train img/s |")
+    print("|---|---|---|---:|---:|")
     for name in args.models:
-        params, rate = throughput(name, args.batch_size, args.batches)
-        print(f"| {keras.config.backend()} | {name} | {params:,} | {rate:.0f} |", flush=True)
+        params, rate = throughput(name, args.batch_size, args.batches, jit)
+        print(f"| {keras.config.backend()} | {name} | {jit if jit is not None else 'default'} | {params:,} | {rate:.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

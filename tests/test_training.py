@@ -170,6 +170,17 @@ def test_resolve_recipe_overrides_and_by_dataset(tmp_path):
         R.resolve_recipe("pinet_ccp", directory=tmp_path / "none", optimizer="lion")
 
 
+def test_jit_compile_can_be_set_per_backend(tmp_path):
+    (tmp_path / "r.yaml").write_text("pinet_ccp: {dataset: fashion_mnist, jit_compile: {tensorflow: false}}\n")
+    r = R.resolve_recipe("pinet_ccp", directory=tmp_path)
+    assert R.jit_compile_for_backend(r.jit_compile, "tensorflow") is False
+    assert R.jit_compile_for_backend(r.jit_compile, "jax") == "auto"
+    assert R.jit_compile_for_backend(True, "torch") is True
+    (tmp_path / "r.yaml").write_text("pinet_ccp: {dataset: fashion_mnist, jit_compile: {tensorflw: false}}\n")
+    with pytest.raises(R.RecipeError, match="jit_compile must be"):
+        R.load_recipes(tmp_path)
+
+
 def test_schedules():
     rec = R.resolve_recipe("x", directory="/nonexistent", epochs=10, learning_rate=0.1, warmup_epochs=1)
     s = R.build_schedule(rec, steps_per_epoch=10)

@@ -76,7 +76,7 @@ DEFAULTS = {
     # run continues from its own epoch checkpoint instead
     "init_weights": None,
     "keep_checkpoints": 3,
-    "jit_compile": "auto",  # Model.compile's; False runs eagerly (quicker for a few steps of a tiny model)
+    "jit_compile": "auto",  # Model.compile's ("auto", true, false), or per backend: {tensorflow: false} (others "auto")
     # language models
     "context_length": None,  # LM: window length; None: the model's own context_length (else 128)
     "steps_per_epoch": None,  # LM: batches of random windows per epoch (default: one pass worth)
@@ -92,6 +92,7 @@ DEFAULTS = {
     "by_dataset": {},
 }
 OPTIMIZERS = ("adamw", "adam", "sgd")
+BACKENDS = ("jax", "tensorflow", "torch")
 SCHEDULES = ("cosine", "one_cycle", "constant")
 AUGMENT_KEYS = {"crop_padding", "flip", "cutout"}
 TASKS = ("classifier", "lm", "gan")
@@ -122,6 +123,18 @@ def recipes_dir() -> Path:
     return configs.config_dir() / RECIPES_SUBDIR
 
 
+def jit_compile_for_backend(value, backend=None):
+    """``Model.compile``'s ``jit_compile`` for ``backend`` (default: the current one).
+
+    ``value`` is ``"auto"``, a bool, or a mapping such as ``{"tensorflow": False}``
+    (backends not named get ``"auto"``): XLA on TensorFlow's CPU makes depthwise-conv
+    models an order of magnitude slower to train, while JAX needs ``jit`` to be fast.
+    """
+    if isinstance(value, dict):
+        return value.get(backend or keras.config.backend(), "auto")
+    return value
+
+
 def _validate(model, values, where):
     unknown = sorted(set(values) - set(DEFAULTS))
     if unknown:
@@ -129,6 +142,11 @@ def _validate(model, values, where):
     v = {**DEFAULTS, **values}
     if v["optimizer"] not in OPTIMIZERS:
         raise RecipeError(f"{where}: optimizer must be one of {OPTIMIZERS}, got {v['optimizer']!r}.")
+    jit = v["jit_compile"]
+    choices = [jit] if not isinstance(jit, dict) else list(jit.values())
+    if (isinstance(jit, dict) and set(jit) - set(BACKENDS)) or any(c not in ("auto", True, False) for c in choices):
+        raise RecipeError(f"{where}: jit_compile must be 'auto', true, false or a mapping from backends "
+                          f"{BACKENDS} to those, got {jit!r}.")
     if v["schedule"] not in SCHEDULES:
         raise RecipeError(f"{where}: schedule must be one of {SCHEDULES}, got {v['schedule']!r}.")
     if v["task"] is not None and v["task"] not in TASKS:
@@ -498,7 +516,7 @@ def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identi
             optimizer=build_optimizer(recipe, steps),
             loss=loss,
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=recipe.jit_compile,
+            jit_compile=jit_compile_for_backend(recipe.jit_compile),
         )
         return net, 0, model_args
     old = run.read_run() or {}
