@@ -75,9 +75,10 @@ def cutout(x, rng, size, fill=CUTOUT_FILL):
 
     ``x``: ``(N, H, W, C)``. Each square spans rows ``[cy - size//2, cy - size//2 + size)``
     (columns likewise) with its centre ``(cy, cx)`` uniform over the image, so squares at
-    the border are clipped, as in the paper. Returns a float32 copy.
+    the border are clipped, as in the paper. Returns ``x`` as float32: erased in place when
+    it already is float32 (the input pipeline's own batch), else a converted copy.
     """
-    x = np.array(x, dtype=np.float32)
+    x = np.asarray(x).astype(np.float32, copy=False)
     n, h, w = x.shape[:3]
     top = rng.integers(0, h, n) - int(size) // 2
     left = rng.integers(0, w, n) - int(size) // 2
@@ -133,9 +134,10 @@ class ArrayBatches(keras.utils.PyDataset):
         if self.crop_padding or self.flip:
             rng = np.random.default_rng([self.seed, self.epoch, int(idx), 7])
             xb = random_crop_flip(xb, rng, self.crop_padding, self.flip)
+        xb = xb.astype(np.float32)  # a fresh batch, never a view of self.x
         if self.cutout:
-            xb = cutout(xb, np.random.default_rng([self.seed, self.epoch, int(idx), 11]), self.cutout)
-        return xb.astype(np.float32), yb
+            cutout(xb, np.random.default_rng([self.seed, self.epoch, int(idx), 11]), self.cutout)
+        return xb, yb
 
 
 # ----------------------------------------------------------------------------- data and model
