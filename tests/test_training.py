@@ -233,6 +233,90 @@ def test_cutout_erases_one_clipped_square_per_image():
         C.ArrayBatches(x, np.zeros(200), 50, cutout=-1)
 
 
+def _labelled_constant_images(n=8, size=8):
+    """Image ``i`` is all ``10 * i`` and has label ``i``: a mixed image tells which two it came from."""
+    x = np.repeat(np.arange(n, dtype=np.float32)[:, None, None, None] * 10, size * size * 3).reshape(n, size, size, 3)
+    return x, np.arange(n)
+
+
+def test_mixup_blends_images_and_targets_by_the_same_ratio():
+    x, y = _labelled_constant_images()
+    out, q = C.mix_batch(x.copy(), y, 8, np.random.default_rng(0), mixup=0.8)
+    assert out.shape == x.shape and q.shape == (8, 8) and q.dtype == np.float32
+    np.testing.assert_allclose(q.sum(-1), 1.0, rtol=1e-6)
+    for i in range(8):
+        j = [k for k in np.nonzero(q[i])[0] if k != i]
+        lam = q[i, i] if j else 1.0  # paired with itself: nothing changes
+        partner = j[0] if j else i
+        assert np.ptp(out[i]) < 1e-4  # a blend of two constant images is constant
+        assert out[i, 0, 0, 0] == pytest.approx(10 * (lam * i + (1 - lam) * partner), abs=1e-3)
+    assert (q.max(-1) < 1).any()  # something was mixed
+
+
+def test_cutmix_pastes_one_box_and_weights_targets_by_its_area():
+    x, y = _labelled_constant_images(size=16)
+    out, q = C.mix_batch(x.copy(), y, 8, np.random.default_rng(3), cutmix=1.0)
+    for i in range(8):
+        own = out[i, ..., 0] == 10 * i
+        pasted = ~own
+        assert q[i, i] == pytest.approx(own.mean(), abs=1e-6) or np.nonzero(q[i])[0].tolist() == [i]
+        if pasted.any():  # one rectangle
+            r, c = np.nonzero(pasted.any(1))[0], np.nonzero(pasted.any(0))[0]
+            assert pasted.sum() == len(r) * len(c)
+            assert len(np.unique(out[i][pasted])) == 1  # all from one partner
+    assert (q.max(-1) < 1).any()
+
+
+def test_mixed_batches_are_reproducible_and_validated():
+    x, y = synthetic_images(64, 0)
+    ds = C.ArrayBatches(x, y, 16, shuffle=True, seed=2, mixup=0.8, cutmix=1.0, num_classes=10)
+    xb, qb = ds[1]
+    assert xb.dtype == np.float32 and qb.shape == (16, 10)
+    np.testing.assert_array_equal(ds[1][0], xb)
+    np.testing.assert_array_equal(ds[1][1], qb)
+    plain = C.ArrayBatches(x, y, 16, shuffle=True, seed=2)
+    assert plain[1][1].dtype == np.int32 and plain[1][1].shape == (16,)
+    with pytest.raises(ValueError, match="num_classes"):
+        C.ArrayBatches(x, y, 16, mixup=0.2)
+    with pytest.raises(ValueError, match="Beta parameters"):
+        C.ArrayBatches(x, y, 16, cutmix=-1, num_classes=10)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+        C.mix_batch(x[:4], np.array([0, 1, 2, 7]), 5, np.random.default_rng(0), mixup=1.0)
+
+
+def test_loss_and_accuracy_take_soft_targets():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 5)).astype("float32")
+    q = rng.dirichlet(np.ones(5), 6).astype("float32")
+    mine = C.SparseCrossentropy(label_smoothing=0.1)(q, logits)
+    ref = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(q, logits)
+    assert_close(to_np(mine), to_np(ref), 1e-5, 1e-6)
+    labels = rng.integers(0, 5, 6)
+    acc = C.Top1Accuracy()
+    acc.update_state(np.eye(5, dtype="float32")[labels] * 0.7 + 0.06, logits)  # soft: its largest class counts
+    expected = float((logits.argmax(-1) == labels).mean())
+    assert float(to_np(acc.result())) == pytest.approx(expected)
+    acc.reset_state()
+    acc.update_state(labels.reshape(6, 1), logits)  # integer labels, with or without a trailing axis
+    assert float(to_np(acc.result())) == pytest.approx(expected)
+    restored = keras.metrics.deserialize(keras.metrics.serialize(acc))
+    assert isinstance(restored, C.Top1Accuracy) and restored.name == "accuracy"
+
+
+def test_training_with_mixup_and_cutmix_runs_and_evaluates_on_labels(tmp_path):
+    res = training.train("pinet_ccp", dataset=synthetic_data(), epochs=1, batch_size=32, limit=64,
+                         output_dir=tmp_path / "mix", verbose=0,
+                         augment={"crop_padding": 2, "flip": True, "mixup": 0.8, "cutmix": 1.0})
+    assert math.isfinite(res["final_loss"]) and 0.0 <= res["final_accuracy"] <= 1.0
+    assert 0.0 <= res["test_value"] <= 1.0 and res["test_n"] == 40
+
+
+def test_recipe_rejects_a_bad_mixing_parameter(tmp_path):
+    (tmp_path / "r.yaml").write_text("pinet_ccp: {dataset: fashion_mnist, augment: {mixup: -0.5}}\n")
+    with pytest.raises(R.RecipeError, match="augment.mixup is a Beta parameter"):
+        R.load_recipes(tmp_path)
+
+
 def test_recipe_rejects_a_bad_cutout_size(tmp_path):
     (tmp_path / "r.yaml").write_text("pinet_ccp: {dataset: fashion_mnist, augment: {cutout: 2.5}}\n")
     with pytest.raises(R.RecipeError, match="augment.cutout"):

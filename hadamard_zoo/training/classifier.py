@@ -2,8 +2,10 @@
 
 Data flow: uint8 arrays (from :mod:`hadamard_zoo.data` or keras.datasets-style
 arrays) -> :class:`ArrayBatches`, a ``keras.utils.PyDataset`` that shuffles and
-augments in numpy (random crop with zero padding, horizontal flip, Cutout) and yields
-float32 pixels in [0, 255] -> the model, whose preprocessing is in the model.
+augments in numpy (:mod:`.augment`: random crop with zero padding, horizontal flip,
+Cutout, MixUp/CutMix) and yields float32 pixels in [0, 255] with integer labels, or
+soft targets ``(N, classes)`` when batches are mixed -> the model, whose preprocessing
+is in the model. :class:`SparseCrossentropy` and :class:`Top1Accuracy` take either.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import keras
 import numpy as np
 
 from hadamard_zoo.training import recipes as R
+from hadamard_zoo.training.augment import CUTOUT_FILL, cutout, mix_batch, random_crop_flip  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package="hadamard_zoo")
 class SparseCrossentropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy with label smoothing (integer labels, logits by default).
+    """Categorical cross-entropy with label smoothing from integer labels or soft targets (logits by default).
 
-    Equals ``CategoricalCrossentropy(label_smoothing=eps)`` on one-hot labels:
-    ``(1 - eps) * nll + eps * mean_k(-log p_k)``.
+    ``y_true``: integer labels shaped like ``y_pred`` without its class axis (a trailing
+    axis of 1 is allowed), or soft targets ``q`` of ``y_pred``'s shape (MixUp/CutMix).
+    Equals ``CategoricalCrossentropy(label_smoothing=eps)``:
+    ``(1 - eps) * sum_k(-q_k log p_k) + eps * mean_k(-log p_k)``, with ``q`` one-hot for labels.
     """
 
     def __init__(self, label_smoothing=0.0, from_logits=True, name="sparse_crossentropy", reduction="sum_over_batch_size", dtype=None):
@@ -37,8 +42,7 @@ class SparseCrossentropy(keras.losses.Loss):
             logp = ops.log_softmax(y_pred, axis=-1)
         else:
             logp = ops.log(ops.clip(y_pred, 1e-7, 1.0))
-        labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
-        nll = -ops.sum(logp * ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=logp.dtype), axis=-1)
+        nll = -ops.sum(logp * targets_of(y_true, y_pred, logp.dtype), axis=-1)
         if self.label_smoothing:
             return (1.0 - self.label_smoothing) * nll - self.label_smoothing * ops.mean(logp, axis=-1)
         return nll
@@ -49,55 +53,54 @@ class SparseCrossentropy(keras.losses.Loss):
         return config
 
 
-def random_crop_flip(x, rng, crop_padding=0, flip=False):
-    """Random ``HxW`` crops of the zero-padded batch and random horizontal flips (numpy, vectorised)."""
-    n, h, w = x.shape[:3]
-    if crop_padding:
-        p = int(crop_padding)
-        padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        oy = rng.integers(0, 2 * p + 1, n)
-        ox = rng.integers(0, 2 * p + 1, n)
-        rows = (oy[:, None] + np.arange(h))[:, :, None]
-        cols = (ox[:, None] + np.arange(w))[:, None, :]
-        x = padded[np.arange(n)[:, None, None], rows, cols]
-    if flip:
-        mask = rng.random(n) < 0.5
-        x = x.copy() if not crop_padding else x
-        x[mask] = x[mask, :, ::-1]
-    return x
+def is_soft(y_true, y_pred):
+    """Whether ``y_true`` holds soft targets (``y_pred``'s rank and class count) rather than labels."""
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    return len(true_shape) == len(pred_shape) and pred_shape[-1] not in (None, 1) and true_shape[-1] == pred_shape[-1]
 
 
-CUTOUT_FILL = 128.0  # mid-grey: close to zero after the models' own standardisation
+def targets_of(y_true, y_pred, dtype="float32"):
+    """``y_true`` as a distribution over ``y_pred``'s last axis: soft targets as they are, labels one-hot."""
+    ops = keras.ops
+    if is_soft(y_true, y_pred):
+        return ops.cast(y_true, dtype)
+    labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
+    return ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=dtype)
 
 
-def cutout(x, rng, size, fill=CUTOUT_FILL):
-    """Cutout (DeVries & Taylor, 2017): one ``size x size`` square per image set to ``fill``.
+def top1_hits(y_true, y_pred):
+    """1.0 where ``argmax(y_pred)`` is the label (for soft targets: their largest class), else 0.0."""
+    ops = keras.ops
+    if is_soft(y_true, y_pred):
+        labels = ops.argmax(y_true, axis=-1)
+    else:
+        labels = ops.reshape(y_true, ops.shape(y_pred)[:-1])
+    return ops.cast(ops.equal(ops.cast(labels, "int32"), ops.cast(ops.argmax(y_pred, axis=-1), "int32")), "float32")
 
-    ``x``: ``(N, H, W, C)``. Each square spans rows ``[cy - size//2, cy - size//2 + size)``
-    (columns likewise) with its centre ``(cy, cx)`` uniform over the image, so squares at
-    the border are clipped, as in the paper. Returns ``x`` as float32: erased in place when
-    it already is float32 (the input pipeline's own batch), else a converted copy.
-    """
-    x = np.asarray(x).astype(np.float32, copy=False)
-    n, h, w = x.shape[:3]
-    top = rng.integers(0, h, n) - int(size) // 2
-    left = rng.integers(0, w, n) - int(size) // 2
-    rows = np.arange(h)[None, :] - top[:, None]
-    cols = np.arange(w)[None, :] - left[:, None]
-    inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
-    x[inside] = fill
-    return x
+
+@keras.saving.register_keras_serializable(package="hadamard_zoo")
+class Top1Accuracy(keras.metrics.MeanMetricWrapper):
+    """Top-1 accuracy from integer labels or soft targets (a mixed batch counts its larger share)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(fn=top1_hits, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    """Batches of ``(float32 images in [0, 255], int32 labels)`` from in-memory arrays.
+    """Batches of ``(float32 images in [0, 255], labels)`` from in-memory arrays.
 
-    With ``shuffle``, each epoch's order is a permutation seeded by ``(seed, epoch)``;
-    augmentation draws from ``(seed, epoch, batch)``. :class:`recipes.EpochSync`
-    sets the epoch, so a resumed run repeats an uninterrupted run's batches.
+    Labels are int32 ``(N,)``; with ``mixup`` or ``cutmix`` (Beta parameters, :func:`mix_batch`)
+    they are float32 soft targets ``(N, num_classes)``. With ``shuffle``, each epoch's order
+    is a permutation seeded by ``(seed, epoch)``; augmentation draws from ``(seed, epoch,
+    batch)``. :class:`recipes.EpochSync` sets the epoch, so a resumed run repeats an
+    uninterrupted run's batches.
     """
 
-    def __init__(self, x, y, batch_size, shuffle=False, seed=0, crop_padding=0, flip=False, cutout=0):
+    def __init__(self, x, y, batch_size, shuffle=False, seed=0, crop_padding=0, flip=False, cutout=0,
+                 mixup=0.0, cutmix=0.0, num_classes=None):
         super().__init__()
         if len(x) != len(y):
             raise ValueError(f"{len(x)} images but {len(y)} labels.")
@@ -110,6 +113,12 @@ class ArrayBatches(keras.utils.PyDataset):
         self.cutout = int(cutout or 0)
         if self.cutout < 0:
             raise ValueError(f"cutout is the side of the erased square in pixels (>= 0), got {cutout}.")
+        self.mixup, self.cutmix = float(mixup or 0.0), float(cutmix or 0.0)
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ValueError(f"mixup and cutmix are Beta parameters >= 0, got {mixup} and {cutmix}.")
+        if (self.mixup or self.cutmix) and not num_classes:
+            raise ValueError("mixup/cutmix make soft targets: pass num_classes.")
+        self.num_classes = int(num_classes) if num_classes else None
         self.epoch = 0
         self._order = None
 
@@ -137,6 +146,9 @@ class ArrayBatches(keras.utils.PyDataset):
         xb = xb.astype(np.float32)  # a fresh batch, never a view of self.x
         if self.cutout:
             cutout(xb, np.random.default_rng([self.seed, self.epoch, int(idx), 11]), self.cutout)
+        if self.mixup or self.cutmix:
+            rng = np.random.default_rng([self.seed, self.epoch, int(idx), 13])
+            xb, yb = mix_batch(xb, yb, self.num_classes, rng, self.mixup, self.cutmix)
         return xb, yb
 
 
@@ -217,7 +229,8 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     aug = recipe.augment or {}
     train_ds = ArrayBatches(x_tr, y_tr, recipe.batch_size, shuffle=True, seed=recipe.seed,
                             crop_padding=aug.get("crop_padding", 0), flip=aug.get("flip", False),
-                            cutout=aug.get("cutout", 0))
+                            cutout=aug.get("cutout", 0), mixup=aug.get("mixup", 0.0), cutmix=aug.get("cutmix", 0.0),
+                            num_classes=data["num_classes"])
     eval_bs = recipe.eval_batch_size or 2 * recipe.batch_size
     val_ds = ArrayBatches(x_all[va_idx], y_all[va_idx], eval_bs) if len(va_idx) else None
     steps = len(train_ds)
@@ -232,7 +245,8 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
         return M.create_model(model, **args), args
 
     loss = SparseCrossentropy(label_smoothing=recipe.label_smoothing)
-    net, initial_epoch, model_args = R.open_run(run, recipe, steps, resume, build, loss, model_name, identity)
+    net, initial_epoch, model_args = R.open_run(run, recipe, steps, resume, build, loss, model_name, identity,
+                                                metric=Top1Accuracy())
 
     command = command or R.command_line(
         model_name, recipe, dataset=data["name"] if data["name"] != "arrays" else None, limit=limit,

@@ -13,6 +13,7 @@ A recipe is keyed by model name::
       warmup_epochs: 1
       label_smoothing: 0.0
       augment: {crop_padding: 0, flip: false, cutout: 0}   # cutout: side of the erased square (px)
+                                      # also mixup: 0.8, cutmix: 1.0 (Beta alphas; 0 is off)
       validation_split: 0.1
       by_dataset:                     # optional: what changes when --dataset picks another dataset
         cifar10: {epochs: 40, augment: {crop_padding: 4, flip: true}}
@@ -94,7 +95,7 @@ DEFAULTS = {
 OPTIMIZERS = ("adamw", "adam", "sgd")
 BACKENDS = ("jax", "tensorflow", "torch")
 SCHEDULES = ("cosine", "one_cycle", "constant")
-AUGMENT_KEYS = {"crop_padding", "flip", "cutout"}
+AUGMENT_KEYS = {"crop_padding", "flip", "cutout", "mixup", "cutmix"}
 TASKS = ("classifier", "lm", "gan")
 KIND_TO_TASK = {"image_classifier": "classifier", "language_model": "lm", "kg_embedding": "kg", "generator": "gan"}
 
@@ -170,6 +171,10 @@ def _validate(model, values, where):
         size = v["augment"].get(key, 0)
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise RecipeError(f"{where}: augment.{key} must be a whole number of pixels >= 0, got {size!r}.")
+    for key in ("mixup", "cutmix"):
+        alpha = v["augment"].get(key, 0.0)
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
+            raise RecipeError(f"{where}: augment.{key} is a Beta parameter, a number >= 0 (0: off), got {alpha!r}.")
     if v["init_weights"] is not None and not isinstance(v["init_weights"], str):
         raise RecipeError(f"{where}: init_weights must be a checkpoint tag or a .weights.h5 path, got {v['init_weights']!r}.")
     if not isinstance(v["model_args"], dict):
@@ -495,14 +500,15 @@ def load_for_resume(run: RunDir, resume: bool, epochs: int):
     return model, epoch
 
 
-def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identity):
+def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identity, metric=None):
     """The run's compiled model: resumed, or built fresh.
 
     Resuming (``resume`` and an epoch checkpoint in ``run``) loads the newest
     checkpoint with its optimizer state; the schedule is rebuilt when the
     epochs or steps per epoch changed.  Otherwise ``build()`` returns
     ``(net, model_args)``; the net starts from ``recipe.init_weights`` when set
-    and is compiled with the recipe's optimizer, ``loss`` and top-1 accuracy.
+    and is compiled with the recipe's optimizer, ``loss`` and ``metric`` (default: sparse
+    top-1 accuracy, named ``accuracy``).
 
     Returns ``(net, initial_epoch, model_args)``.
     """
@@ -515,7 +521,7 @@ def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identi
         net.compile(
             optimizer=build_optimizer(recipe, steps),
             loss=loss,
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            metrics=[metric or keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             jit_compile=jit_compile_for_backend(recipe.jit_compile),
         )
         return net, 0, model_args
