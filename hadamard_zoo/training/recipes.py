@@ -13,7 +13,7 @@ A recipe is keyed by model name::
       warmup_epochs: 1
       label_smoothing: 0.0
       augment: {crop_padding: 0, flip: false, cutout: 0}   # cutout: side of the erased square (px)
-                                      # also mixup: 0.8, cutmix: 1.0 (Beta alphas; 0 is off)
+                                      # also mixup, cutmix: Beta alphas (e.g. 0.8, 1.0); 0, the default, is off
       validation_split: 0.1
       by_dataset:                     # optional: what changes when --dataset picks another dataset
         cifar10: {epochs: 40, augment: {crop_padding: 4, flip: true}}
