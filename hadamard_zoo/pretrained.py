@@ -227,7 +227,7 @@ def publish(run_dir, directory=None, float16=True, **extra) -> dict:
     """Add a finished training run to ``weights/``: copy its final weights
     without optimizer state (float16 by default), hash them and write its entry into the manifest,
     replacing an entry of the same name; the train command is prefixed with the
-    run's ``KERAS_BACKEND``.  ``extra`` adds or overrides fields
+    run's ``KERAS_BACKEND``; a republished tag keeps its place.  ``extra`` adds or overrides fields
     (e.g. ``device=...``, ``notes=...``).  Returns the entry.
     """
     run_dir = Path(run_dir)
@@ -247,11 +247,15 @@ def publish(run_dir, directory=None, float16=True, **extra) -> dict:
     if backend and command and not command.startswith("KERAS_BACKEND="):  # numerics differ by backend: name it
         entry["train_command"] = f"KERAS_BACKEND={backend} {command}"
     manifest_path = directory / "manifest.json"
-    entries = [e for e in load_manifest(directory) if e["name"] != entry["name"]]
+    entries = load_manifest(directory)
     if entry.get("default"):
         for e in entries:
             if e["model"] == entry["model"]:
                 e["default"] = False
-    entries.append(entry)
+    names = [e["name"] for e in entries]
+    if entry["name"] in names:  # republishing a tag keeps its place in the manifest
+        entries[names.index(entry["name"])] = entry
+    else:
+        entries.append(entry)
     manifest_path.write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
     return entry

@@ -275,6 +275,14 @@ def test_manifest_entry_of_a_kg_run_is_publishable(trained, tmp_path):
     (run / "results.json").write_text(json.dumps({"final_weights": str(run / "final.weights.h5"), "manifest_entry": entry}))
     published = pretrained.publish(run, directory=tmp_path / "weights", float16=False)
     assert published["train_command"] == f"KERAS_BACKEND={keras.config.backend()} train it"
+    # a second tag after it, then republishing the first: the first keeps its place, the value is replaced
+    (run / "results.json").write_text(json.dumps({"manifest_entry": dict(entry, name="rotate_small.other",
+                                                                          file="other.weights.h5")}))
+    pretrained.publish(run, directory=tmp_path / "weights", float16=False)
+    (run / "results.json").write_text(json.dumps({"manifest_entry": entry}))
+    pretrained.publish(run, directory=tmp_path / "weights", float16=False, value=0.5)
+    listed = pretrained.load_manifest(tmp_path / "weights")
+    assert [e["name"] for e in listed] == [entry["name"], "rotate_small.other"] and listed[0]["value"] == 0.5
     again = models.create_model("rotate_small", dataset=ds)
     pretrained.load_pretrained(again, "rotate_small", published["name"], directory=tmp_path / "weights")
     triples = np.asarray(ds.train[:4], "int32")
