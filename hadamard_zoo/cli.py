@@ -60,6 +60,8 @@ def _parser():
     s.add_argument("--seed", type=int)
     s.add_argument("--init-weights", help="start from these weights (a checkpoint tag or a .weights.h5 path): "
                    "a warm restart or a fine-tune of the same architecture")
+    s.add_argument("--augment", metavar="KEY=VALUE,...", help="change the recipe's augmentations, e.g. mixup=0.2,cutmix=1.0 or flip=false,cutout=8 "
+                   "(keys: crop_padding, flip, cutout, mixup, cutmix; 0 or false turns one off)")
     s.add_argument("--output-dir", help="run folder (default runs/<model>)")
     s.add_argument("--limit", type=int, help="use at most N training/validation/test samples (a quick run)")
     s.add_argument("--no-resume", action="store_true", help="start over, deleting the folder's checkpoints")
@@ -193,6 +195,12 @@ def cmd_train(args):
         overrides["seed"] = args.seed
     if args.init_weights is not None:
         overrides["init_weights"] = args.init_weights
+    if args.augment is not None:  # merged onto the recipe's augmentations (for --dataset's entry)
+        from hadamard_zoo.models import get_config
+
+        changes = training.recipes.parse_augment(args.augment)
+        base = training.resolve_recipe(get_config(args.model).name, args.dataset)
+        overrides["augment"] = {**base.values["augment"], **changes}
     verbose = "auto" if args.verbose is None else args.verbose
     results = training.train(
         args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,

@@ -46,6 +46,9 @@ def test_info(capsys):
         (["train", "pinet_ccp", "--dataset", "imagenet", "--epochs", "1"], "Unknown dataset"),
         (["eval", "no_such_tag"], "neither a checkpoint tag"),
         (["train", "pinet_ccp", "--init-weights", "no_such.tag", "--epochs", "1"], "Unknown checkpoint 'no_such.tag'"),
+        (["train", "monet_cifar", "--augment", "mixup", "--epochs", "1"], "is not key=value"),
+        (["train", "monet_cifar", "--augment", "flip=maybe", "--epochs", "1"], "flip must be true or false"),
+        (["train", "monet_cifar", "--augment", "mixup=-1", "--epochs", "1"], "augment.mixup is a Beta parameter"),
     ],
 )
 def test_bad_names_exit_2_without_traceback(capsys, argv, message, tmp_path, monkeypatch):
@@ -53,6 +56,25 @@ def test_bad_names_exit_2_without_traceback(capsys, argv, message, tmp_path, mon
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.startswith("hadamard-zoo: error:")
+
+
+def test_train_augment_flag_changes_only_the_named_augmentations(monkeypatch):
+    """``--augment k=v,...`` merges onto the recipe's augmentations, and the command recorded for the
+    run (``command_line``) spells the change out again, so a manifest's train_command reproduces it."""
+    from hadamard_zoo import training
+    from hadamard_zoo.training import recipes as R
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda model, **kw: seen.update(kw, model=model) or {})
+    argv = ["train", "monet_cifar", "--epochs", "12", "--lr", "0.0005", "--augment", "mixup=0.2,cutmix=1.0"]
+    assert cli.main(argv) == 0
+    assert seen["augment"] == {"crop_padding": 4, "flip": True, "mixup": 0.2, "cutmix": 1.0}
+    recipe = R.resolve_recipe("monet_cifar", epochs=12, learning_rate=seen["learning_rate"], augment=seen["augment"])
+    command = R.command_line("monet_cifar", recipe)
+    assert command == "hadamard-zoo train monet_cifar --epochs 12 --lr 0.0005 --augment cutmix=1.0,mixup=0.2"
+    assert R.parse_augment("flip=false, cutout=8") == {"flip": False, "cutout": 8}
+    assert R.format_augment({"crop_padding": 4}, {"crop_padding": 4, "flip": True}) == "flip=false"
+    assert R.format_augment({"crop_padding": 4, "flip": True}, {"crop_padding": 4, "flip": True}) == ""
 
 
 def test_missing_dataset_exits_1(capsys, tmp_path, monkeypatch):

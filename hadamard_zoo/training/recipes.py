@@ -583,6 +583,51 @@ def plot_history(run: RunDir, metric_keys=("accuracy",), title=""):
     return run.png
 
 
+def parse_augment(text) -> dict:
+    """Parse ``--augment`` text, ``"key=value,key=value"``, into an ``augment`` mapping.
+
+    ``crop_padding`` and ``cutout`` take whole pixels, ``flip`` true/false (or 1/0), ``mixup`` and
+    ``cutmix`` a Beta parameter. Raises :class:`RecipeError` naming the bad item.
+    """
+    out = {}
+    for item in str(text).split(","):
+        if not item.strip():
+            continue
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or key not in AUGMENT_KEYS or not value:
+            raise RecipeError(f"--augment {text!r}: {item.strip()!r} is not key=value with a key from "
+                              f"{sorted(AUGMENT_KEYS)}; e.g. --augment mixup=0.2,cutmix=1.0")
+        try:
+            if key == "flip":
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = value.lower() in ("true", "1")
+            elif key in ("crop_padding", "cutout"):
+                out[key] = int(value)
+            else:
+                out[key] = float(value)
+        except ValueError:
+            kind = {"flip": "true or false", "crop_padding": "a whole number of pixels",
+                    "cutout": "a whole number of pixels"}.get(key, "a number >= 0 (a Beta parameter)")
+            raise RecipeError(f"--augment {text!r}: {key} must be {kind}, got {value!r}.") from None
+    if not out:
+        raise RecipeError(f"--augment {text!r} names no augmentation; e.g. --augment mixup=0.2,cutmix=1.0")
+    return out
+
+
+def format_augment(augment, base=None) -> str:
+    """The ``--augment`` text that turns ``base`` (a recipe's augment mapping) into ``augment``;
+    ``""`` when they have the same effect. Inverse of :func:`parse_augment`."""
+    base = base or {}
+    off = {"flip": False, "crop_padding": 0, "cutout": 0, "mixup": 0.0, "cutmix": 0.0}
+    items = []
+    for key in sorted(AUGMENT_KEYS):
+        want, had = augment.get(key, off[key]), base.get(key, off[key])
+        if want != had:
+            items.append(f"{key}={str(want).lower() if key == 'flip' else want}")
+    return ",".join(items)
+
+
 def command_line(model, recipe=None, dataset=None, limit=None, output_dir=None) -> str:
     """The shortest ``hadamard-zoo train`` command that reproduces a run: the flags that differ from the recipe."""
     parts = ["hadamard-zoo", "train", model]
@@ -600,6 +645,9 @@ def command_line(model, recipe=None, dataset=None, limit=None, output_dir=None) 
             if (base is None and recipe.values.get(key) is not None) or (
                     base is not None and base.values.get(key) != recipe.values.get(key)):
                 parts += [flag, str(recipe.values.get(key))]
+        augment = format_augment(recipe.values.get("augment") or {}, base.values.get("augment") if base else None)
+        if augment:
+            parts += ["--augment", augment]
     if limit is not None:
         parts += ["--limit", str(limit)]
     if output_dir is not None and Path(output_dir) != Path("runs") / model:
