@@ -60,7 +60,8 @@ def _parser():
     s.add_argument("--seed", type=int)
     s.add_argument("--init-weights", help="start from these weights (a checkpoint tag or a .weights.h5 path): "
                    "a warm restart or a fine-tune of the same architecture")
-    s.add_argument("--augment", metavar="KEY=VALUE,...", help="change the recipe's augmentations, e.g. mixup=0.2,cutmix=1.0 or flip=false,cutout=8 "
+    s.add_argument("--augment", metavar="KEY=VALUE,...",
+                   help="change the recipe's augmentations, e.g. mixup=0.2,cutmix=1.0 or flip=false,cutout=8 "
                    "(keys: crop_padding, flip, cutout, mixup, cutmix; 0 or false turns one off)")
     s.add_argument("--output-dir", help="run folder (default runs/<model>)")
     s.add_argument("--limit", type=int, help="use at most N training/validation/test samples (a quick run)")
