@@ -63,6 +63,9 @@ def _parser():
     s.add_argument("--augment", metavar="KEY=VALUE,...",
                    help="change the recipe's augmentations, e.g. mixup=0.2,cutmix=1.0 or flip=false,cutout=8 "
                    "(keys: crop_padding, flip, cutout, mixup, cutmix; 0 or false turns one off)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_values",
+                   help="change any other recipe value, e.g. --set weight_decay=0.05 --set optimizer=sgd "
+                   "(repeatable; VALUE is JSON or YAML; `hadamard-zoo info MODEL` shows the recipe)")
     s.add_argument("--output-dir", help="run folder (default runs/<model>)")
     s.add_argument("--limit", type=int, help="use at most N training/validation/test samples (a quick run)")
     s.add_argument("--no-resume", action="store_true", help="start over, deleting the folder's checkpoints")
@@ -189,7 +192,7 @@ def cmd_datasets(args):
 def cmd_train(args):
     from hadamard_zoo import training
 
-    overrides = {}
+    overrides = training.recipes.parse_set(args.set_values)
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     if args.seed is not None:

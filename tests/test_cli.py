@@ -49,6 +49,10 @@ def test_info(capsys):
         (["train", "monet_cifar", "--augment", "mixup", "--epochs", "1"], "is not key=value"),
         (["train", "monet_cifar", "--augment", "flip=maybe", "--epochs", "1"], "flip must be true or false"),
         (["train", "monet_cifar", "--augment", "mixup=-1", "--epochs", "1"], "augment.mixup is a Beta parameter"),
+        (["train", "monet_cifar", "--set", "epochs=3"], "use --epochs instead"),
+        (["train", "monet_cifar", "--set", "wieght_decay=0.1", "--epochs", "1"], "is not KEY=VALUE with a recipe key"),
+        (["train", "monet_cifar", "--set", "weight_decay=-1", "--epochs", "1"], "weight_decay must be a number >= 0"),
+        (["train", "monet_cifar", "--set", "optimizer=rmsprop", "--epochs", "1"], "optimizer must be one of"),
     ],
 )
 def test_bad_names_exit_2_without_traceback(capsys, argv, message, tmp_path, monkeypatch):
@@ -75,6 +79,33 @@ def test_train_augment_flag_changes_only_the_named_augmentations(monkeypatch):
     assert R.parse_augment("flip=false, cutout=8") == {"flip": False, "cutout": 8}
     assert R.format_augment({"crop_padding": 4}, {"crop_padding": 4, "flip": True}) == "flip=false"
     assert R.format_augment({"crop_padding": 4, "flip": True}, {"crop_padding": 4, "flip": True}) == ""
+
+
+def test_train_set_flag_overrides_recipe_values_and_is_recorded(monkeypatch):
+    """``--set KEY=VALUE`` reaches ``training.train`` as a recipe override, and ``command_line``
+    writes every such change back as ``--set`` so the recorded command reproduces the run."""
+    import shlex
+
+    from hadamard_zoo import training
+    from hadamard_zoo.training import recipes as R
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda model, **kw: seen.update(kw, model=model) or {})
+    argv = ["train", "monet_cifar", "--epochs", "2", "--set", "weight_decay=0.01", "--set", "optimizer=sgd",
+            "--set", "label_smoothing=0", "--set", "clipnorm=1.5", "--set", "model_args={depth: 2}"]
+    assert cli.main(argv) == 0
+    overrides = {k: seen[k] for k in ("weight_decay", "optimizer", "label_smoothing", "clipnorm", "model_args")}
+    assert overrides == {"weight_decay": 0.01, "optimizer": "sgd", "label_smoothing": 0,
+                         "clipnorm": 1.5, "model_args": {"depth": 2}}
+    recipe = R.resolve_recipe("monet_cifar", epochs=2, **overrides)
+    command = R.command_line("monet_cifar", recipe)
+    words = shlex.split(command)
+    assert words[:5] == ["hadamard-zoo", "train", "monet_cifar", "--epochs", "2"]
+    recorded = R.parse_set([w for i, w in enumerate(words) if i and words[i - 1] == "--set"])
+    assert R.resolve_recipe("monet_cifar", epochs=2, **recorded).values == recipe.values
+    # an unchanged value is not repeated; strings that read as numbers keep their type
+    assert "weight_decay" not in R.command_line("monet_cifar", R.resolve_recipe("monet_cifar", weight_decay=0.05))
+    assert R.parse_set([f"description={R.format_set_value('1e-3')}"]) == {"description": "1e-3"}
 
 
 def test_missing_dataset_exits_1(capsys, tmp_path, monkeypatch):

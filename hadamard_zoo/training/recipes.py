@@ -628,6 +628,52 @@ def format_augment(augment, base=None) -> str:
     return ",".join(items)
 
 
+# recipe keys with a train flag of their own; ``--set`` refuses them and names the flag
+FLAG_KEYS = {"dataset": "--dataset", "epochs": "--epochs", "batch_size": "--batch-size",
+             "learning_rate": "--lr", "seed": "--seed", "init_weights": "--init-weights", "augment": "--augment"}
+
+
+def parse_set(items) -> dict:
+    """Parse ``--set KEY=VALUE`` items (a list of strings) into recipe overrides.
+
+    VALUE is read as JSON, else as YAML, so ``weight_decay=0.05``, ``optimizer=sgd``,
+    ``clipnorm=null`` and ``model_args={depth: 3}`` all work; a mapping or list replaces
+    the recipe's whole value.  Keys with a flag of their own (:data:`FLAG_KEYS`) and
+    ``by_dataset`` are refused; values are range-checked as a recipe's are.
+    Raises :class:`RecipeError` naming the bad item.
+    """
+    out = {}
+    settable = sorted(set(DEFAULTS) - set(FLAG_KEYS) - {"by_dataset"})
+    for item in items or ():
+        key, sep, text = (part.strip() for part in str(item).partition("="))
+        if key in FLAG_KEYS:
+            raise RecipeError(f"--set {item!r}: {key} has its own flag; use {FLAG_KEYS[key]} instead.")
+        if not sep or key not in settable or not text:
+            raise RecipeError(f"--set {item!r} is not KEY=VALUE with a recipe key from {settable}; "
+                              f"e.g. --set weight_decay=0.05")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise RecipeError(f"--set {item!r}: {text!r} is not a JSON or YAML value: {exc}") from None
+        out[key] = value
+    _validate("--set", out, "--set")
+    return out
+
+
+def format_set_value(value) -> str:
+    """``value`` as ``--set`` text that :func:`parse_set` reads back to an equal value."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            if yaml.safe_load(value) == value and "," not in value:
+                return value
+    return json.dumps(value, separators=(",", ":"))
+
+
 def command_line(model, recipe=None, dataset=None, limit=None, output_dir=None) -> str:
     """The shortest ``hadamard-zoo train`` command that reproduces a run: the flags that differ from the recipe."""
     parts = ["hadamard-zoo", "train", model]
@@ -648,6 +694,11 @@ def command_line(model, recipe=None, dataset=None, limit=None, output_dir=None) 
         augment = format_augment(recipe.values.get("augment") or {}, base.values.get("augment") if base else None)
         if augment:
             parts += ["--augment", augment]
+        for key in sorted(set(recipe.values) - set(FLAG_KEYS) - {"by_dataset"}):
+            if base is None or base.values.get(key) != recipe.values.get(key):
+                if base is None and recipe.values.get(key) == DEFAULTS.get(key):
+                    continue
+                parts += ["--set", f"{key}={format_set_value(recipe.values.get(key))}"]
     if limit is not None:
         parts += ["--limit", str(limit)]
     if output_dir is not None and Path(output_dir) != Path("runs") / model:
