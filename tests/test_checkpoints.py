@@ -48,6 +48,27 @@ def test_readme_table_lists_every_checkpoint_with_its_manifest_value():
         assert ("(default)" in row) == bool(entry.get("default")), f"README row of {entry['name']}: default flag differs"
 
 
+def test_targets_doc_shows_the_manifest_values_of_the_defaults_it_names():
+    """docs/pretrained_targets.md names each target's default checkpoints; their values must be the manifest's."""
+    doc = (pretrained.weights_dir().parent / "docs" / "pretrained_targets.md").read_text(encoding="utf-8")
+    by_name = {entry["name"]: entry for entry in ENTRIES}
+    rows = [line.split("|") for line in doc.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) >= 10, "docs/pretrained_targets.md lost its target table"
+    named = set()
+    for cells in rows:
+        tags, measured = cells[2].split("`")[1::2], cells[3]
+        assert tags, f"targets-doc row without a checkpoint: {'|'.join(cells)}"
+        for tag in tags:
+            entry = by_name.get(tag)
+            assert entry is not None, f"docs/pretrained_targets.md names {tag}, which the manifest lacks"
+            assert entry.get("default"), f"docs/pretrained_targets.md lists {tag}, which is not a default"
+            assert f"{entry['value']:.4f}" in measured, f"docs/pretrained_targets.md shows {measured.strip()} for {tag}, manifest {entry['value']}"
+            named.add(tag)
+    defaults = {entry["name"] for entry in ENTRIES if entry.get("default")}
+    assert not defaults - named, (
+        "docs/pretrained_targets.md misses defaults: " + ", ".join(sorted(defaults - named)))
+
+
 def test_shipped_files_hold_model_variables_only():
     """No optimizer slots in weights/ (they would triple its size) and the manifest's storage dtype is true."""
     import h5py
