@@ -7,7 +7,9 @@
 Prints one table row per model: backend, model, trainable+BN parameters, images/s of
 SGD + Nesterov train steps on random 32x32 (or the model's input size) images, after
 one warm-up fit (compilation excluded).  Options: ``--batch-size``, ``--batches``,
-``--jit-compile {auto,true,false}`` (default: XLA on jax/tensorflow, eager torch).
+``--jit-compile {auto,true,false}`` (default: XLA on jax/tensorflow, eager torch),
+``--dtype-policy float32,mixed_bfloat16`` (one row per Keras dtype policy the model is built
+under, as ``hadamard-zoo train --set dtype_policy=...`` builds it; default float32).
 """
 
 import argparse
@@ -17,10 +19,12 @@ import keras
 import numpy as np
 
 from hadamard_zoo.models import create_model
+from hadamard_zoo.training.recipes import global_dtype_policy
 
 
-def throughput(name, batch_size=128, batches=12, jit_compile=None):
-    model = create_model(name)
+def throughput(name, batch_size=128, batches=12, jit_compile=None, dtype_policy="float32"):
+    with global_dtype_policy(dtype_policy):
+        model = create_model(name)
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -42,14 +46,16 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default=None)
+    parser.add_argument("--dtype-policy", default="float32", help="comma-separated, e.g. float32,mixed_bfloat16")
     args = parser.parse_args()
     jit = {"auto": "auto", "true": True, "false": False, None: None}[args.jit_compile]
-    print("| backend | model | jit_compile | params | train img/s |")
-    print("|---|---|---|---:|---:|")
+    print("| backend | model | jit_compile | dtype policy | params | train img/s |")
+    print("|---|---|---|---|---:|---:|")
     for name in args.models:
-        params, rate = throughput(name, args.batch_size, args.batches, jit)
-        print(f"| {keras.config.backend()} | {name} | {jit if jit is not None else 'default'} | {params:,} | {rate:.0f} |",
-              flush=True)
+        for policy in [p for p in args.dtype_policy.split(",") if p]:
+            params, rate = throughput(name, args.batch_size, args.batches, jit, policy)
+            print(f"| {keras.config.backend()} | {name} | {jit if jit is not None else 'default'} | {policy} | "
+                  f"{params:,} | {rate:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

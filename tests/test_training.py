@@ -375,3 +375,46 @@ def test_init_weights_refuses_other_architectures_and_bad_values(pinet_run, tmp_
                        output_dir=tmp_path / "tag", verbose=0, init_weights="no.such.tag")
     with pytest.raises(R.RecipeError, match="init_weights must be a checkpoint tag"):
         R.resolve_recipe("pinet_ccp", init_weights=3)
+
+
+class RecordDtypes(keras.callbacks.Callback):
+    """Notes the compute dtypes of the model's weighted layers and its variables' dtypes when fit starts."""
+
+    def on_train_begin(self, logs=None):
+        self.compute = {layer.compute_dtype for layer in self.model.layers if layer.weights}
+        self.variables = {str(v.dtype) for v in self.model.trainable_variables}
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_keeps_float32_weights_and_restores_the_policy(tmp_path):
+    seen, seen_resumed = RecordDtypes(), RecordDtypes()
+    out = tmp_path / "bf16"
+    kw = dict(dataset=synthetic_data(), epochs=2, batch_size=32, limit=64, output_dir=out, verbose=0,
+              dtype_policy="mixed_bfloat16")
+    training.train("pinet_ccp", callbacks=[StopAfterFirstEpoch(), seen], **kw)
+    assert seen.compute == {"bfloat16"} and seen.variables == {"float32"}
+    res = training.train("pinet_ccp", callbacks=[seen_resumed], **kw)  # resumed from the epoch-1 checkpoint
+    assert res["epochs_done"] == 2
+    assert seen_resumed.compute == {"bfloat16"} and seen_resumed.variables == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is back
+    assert math.isfinite(res["final_loss"]) and 0.0 <= res["test_value"] <= 1.0
+    run = json.loads((out / "run.json").read_text())
+    assert run["recipe"]["dtype_policy"] == "mixed_bfloat16"
+    assert "--set dtype_policy=mixed_bfloat16" in run["train_command"]
+    # what was saved is float32 and loads into the float32 model that eval and pretrained= build
+    from hadamard_zoo import models
+
+    net = models.create_model("pinet_ccp", **run["model_args"])
+    net.load_weights(res["final_weights"])
+    assert {str(v.dtype) for v in net.weights} == {"float32"}
+    assert {layer.compute_dtype for layer in net.layers if layer.weights} == {"float32"}
+
+
+def test_dtype_policy_is_validated_and_refused_where_it_does_not_apply(tmp_path):
+    (tmp_path / "r.yaml").write_text("pinet_ccp: {dataset: fashion_mnist, dtype_policy: bfloat16}\n")
+    with pytest.raises(R.RecipeError, match="dtype_policy must be one of"):
+        R.load_recipes(tmp_path)
+    with pytest.raises(ValueError, match="dtype_policy 'mixed_bfloat16' is supported for image classifiers"):
+        training.train("cope_generator_fmnist", dtype_policy="mixed_bfloat16", output_dir=tmp_path / "gan")
+    prebuilt = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match="build this model under keras.config.set_dtype_policy"):
+        training.train(prebuilt, dataset=synthetic_data(), dtype_policy="mixed_bfloat16", output_dir=tmp_path / "seq")

@@ -68,8 +68,14 @@ def train(model, dataset=None, epochs=None, batch_size=None, output_dir=None, re
             if task not in ("classifier", "lm"):
                 raise ValueError(f"init_weights is supported for image classifiers and language models, "
                                  f"not for {name!r} ({task}).")
+        if recipe.dtype_policy != "float32" and task not in ("classifier", "lm"):
+            raise ValueError(f"dtype_policy {recipe.dtype_policy!r} is supported for image classifiers and language "
+                             f"models, not for {name!r} ({task}); train it in float32.")
     else:
         task = recipe.task or ("lm" if len(model.output_shape) == 3 else "classifier")
+        if recipe.dtype_policy != "float32":
+            raise ValueError(f"dtype_policy {recipe.dtype_policy!r} applies to models train() builds; build this "
+                             f"model under keras.config.set_dtype_policy({recipe.dtype_policy!r}) instead.")
     kwargs = dict(dataset=dataset, output_dir=output_dir, resume=resume, limit=limit, verbose=verbose,
                   data_dir=data_dir, cache_dir=cache_dir, callbacks=callbacks, command=command)
     if task == "classifier":

@@ -15,6 +15,7 @@ A recipe is keyed by model name::
       augment: {crop_padding: 0, flip: false, cutout: 0}   # cutout: side of the erased square (px)
                                       # also mixup, cutmix: Beta alphas (e.g. 0.8, 1.0); 0, the default, is off
       validation_split: 0.1
+      dtype_policy: float32           # or mixed_bfloat16 (variables and saved weights stay float32)
       by_dataset:                     # optional: what changes when --dataset picks another dataset
         cifar10: {epochs: 40, augment: {crop_padding: 4, flip: true}}
 
@@ -30,6 +31,7 @@ optimizer and schedule construction, the run folder (checkpoints, CSV, plot,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -77,6 +79,9 @@ DEFAULTS = {
     # run continues from its own epoch checkpoint instead
     "init_weights": None,
     "keep_checkpoints": 3,
+    # Keras dtype policy the model is built with: "mixed_bfloat16" computes in bfloat16 with float32
+    # variables (what is saved and published stays float32); ~1.2x on this project's Intel Xeon (AMX), more on GPUs
+    "dtype_policy": "float32",
     "jit_compile": "auto",  # Model.compile's ("auto", true, false), or per backend: {tensorflow: false} (others "auto")
     # language models
     "context_length": None,  # LM: window length; None: the model's own context_length (else 128)
@@ -95,6 +100,7 @@ DEFAULTS = {
 OPTIMIZERS = ("adamw", "adam", "sgd")
 BACKENDS = ("jax", "tensorflow", "torch")
 SCHEDULES = ("cosine", "one_cycle", "constant")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 AUGMENT_KEYS = {"crop_padding", "flip", "cutout", "mixup", "cutmix"}
 TASKS = ("classifier", "lm", "gan")
 KIND_TO_TASK = {"image_classifier": "classifier", "language_model": "lm", "kg_embedding": "kg", "generator": "gan"}
@@ -148,6 +154,8 @@ def _validate(model, values, where):
     if (isinstance(jit, dict) and set(jit) - set(BACKENDS)) or any(c not in ("auto", True, False) for c in choices):
         raise RecipeError(f"{where}: jit_compile must be 'auto', true, false or a mapping from backends "
                           f"{BACKENDS} to those, got {jit!r}.")
+    if v["dtype_policy"] not in DTYPE_POLICIES:
+        raise RecipeError(f"{where}: dtype_policy must be one of {DTYPE_POLICIES}, got {v['dtype_policy']!r}.")
     if v["schedule"] not in SCHEDULES:
         raise RecipeError(f"{where}: schedule must be one of {SCHEDULES}, got {v['schedule']!r}.")
     if v["task"] is not None and v["task"] not in TASKS:
@@ -500,13 +508,24 @@ def load_for_resume(run: RunDir, resume: bool, epochs: int):
     return model, epoch
 
 
+@contextlib.contextmanager
+def global_dtype_policy(name):
+    """Build models under the Keras dtype policy ``name`` (e.g. ``"mixed_bfloat16"``); the previous global policy comes back after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identity, metric=None):
     """The run's compiled model: resumed, or built fresh.
 
     Resuming (``resume`` and an epoch checkpoint in ``run``) loads the newest
-    checkpoint with its optimizer state; the schedule is rebuilt when the
-    epochs or steps per epoch changed.  Otherwise ``build()`` returns
-    ``(net, model_args)``; the net starts from ``recipe.init_weights`` when set
+    checkpoint with its optimizer state (and dtype policy); the schedule is rebuilt when the
+    epochs or steps per epoch changed.  Otherwise ``build()``, called under the
+    recipe's ``dtype_policy``, returns ``(net, model_args)``; the net starts from ``recipe.init_weights`` when set
     and is compiled with the recipe's optimizer, ``loss`` and ``metric`` (default: sparse
     top-1 accuracy, named ``accuracy``).
 
@@ -514,9 +533,10 @@ def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identi
     """
     if resume:
         check_resumable(run, identity)
-    net, initial_epoch = load_for_resume(run, resume, recipe.epochs)
+    net, initial_epoch = load_for_resume(run, resume, recipe.epochs)  # a saved model keeps its dtype policy
     if net is None:
-        net, model_args = build()
+        with global_dtype_policy(recipe.dtype_policy):
+            net, model_args = build()
         apply_init_weights(net, model_name, recipe)
         net.compile(
             optimizer=build_optimizer(recipe, steps),
