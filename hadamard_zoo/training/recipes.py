@@ -80,7 +80,7 @@ DEFAULTS = {
     "init_weights": None,
     "keep_checkpoints": 3,
     # Keras dtype policy the model is built with: "mixed_bfloat16" computes in bfloat16 with float32
-    # variables (what is saved and published stays float32); ~1.2x on this project's Intel Xeon (AMX), more on GPUs
+    # variables (what is saved and published stays float32); 1.2-1.3x train steps on the Intel Xeon (docs/benchmarks.md)
     "dtype_policy": "float32",
     "jit_compile": "auto",  # Model.compile's ("auto", true, false), or per backend: {tensorflow: false} (others "auto")
     # language models
