@@ -76,6 +76,9 @@ def train(model, dataset=None, epochs=None, batch_size=None, output_dir=None, re
         if recipe.dtype_policy != "float32":
             raise ValueError(f"dtype_policy {recipe.dtype_policy!r} applies to models train() builds; build this "
                              f"model under keras.config.set_dtype_policy({recipe.dtype_policy!r}) instead.")
+    if recipe.swa_epochs and task != "classifier":
+        raise ValueError(f"swa_epochs (weight averaging) is supported for image classifiers, not for {name!r} ({task}); "
+                         f"train it without swa_epochs.")
     kwargs = dict(dataset=dataset, output_dir=output_dir, resume=resume, limit=limit, verbose=verbose,
                   data_dir=data_dir, cache_dir=cache_dir, callbacks=callbacks, command=command)
     if task == "classifier":

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from hadamard_zoo.training import recipes as R
+from hadamard_zoo.training import swa as SWA
 from hadamard_zoo.training.augment import CUTOUT_FILL, cutout, mix_batch, random_crop_flip  # noqa: F401
 
 
@@ -262,7 +263,23 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
 
     monitor, mode = ("val_accuracy", "max") if val_ds is not None else ("accuracy", "max")
     cbs = R.standard_callbacks(run, recipe, monitor, mode, [train_ds], resumed=initial_epoch > 0) + list(callbacks)
-    history = R.fit_remaining(net, run, recipe, train_ds, val_ds, initial_epoch, cbs, verbose)
+    finalize = None
+    if recipe.swa_epochs:
+        first = recipe.epochs - recipe.swa_epochs
+        # before the epoch checkpoint is written, so a checkpoint never runs ahead of the average
+        cbs.insert(2, SWA.WeightAverage(run.path, first, initial_epoch))
+
+        def finalize(net):
+            done = run.last_checkpoint()[0]
+            if done < recipe.epochs:  # stopped early (interrupted, NaN): the live weights; resuming finishes the average
+                print(f"{model_name}: stopped after {done} of {recipe.epochs} epochs; the weight average is "
+                      f"applied when the run finishes (run the same command again).", flush=True)
+                return
+            train_ds.set_epoch(recipe.epochs)  # the BatchNorm pass sees the same batches after a resume
+            n = SWA.apply_average(net, run.path, recipe.epochs, recipe.swa_epochs, train_ds)
+            print(f"{model_name}: weights averaged over the last {n} epochs; BatchNorm statistics recomputed "
+                  f"over {len(train_ds)} training batches.", flush=True)
+    history = R.fit_remaining(net, run, recipe, train_ds, val_ds, initial_epoch, cbs, verbose, finalize=finalize)
     epochs_done = len(history.get("epoch", []))
     results = {
         **identity, "dataset_display": data["display"], "epochs_done": epochs_done, "params": net.count_params(),

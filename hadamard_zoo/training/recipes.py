@@ -82,6 +82,9 @@ DEFAULTS = {
     # Keras dtype policy the model is built with: "mixed_bfloat16" computes in bfloat16 with float32
     # variables (what is saved and published stays float32); 1.2-1.3x train steps on the Intel Xeon (docs/benchmarks.md)
     "dtype_policy": "float32",
+    # stochastic weight averaging (image classifiers): the shipped weights are the average of the weights at
+    # the end of each of the last swa_epochs epochs, with BatchNorm statistics recomputed (training/swa.py)
+    "swa_epochs": 0,
     "jit_compile": "auto",  # Model.compile's ("auto", true, false), or per backend: {tensorflow: false} (others "auto")
     # language models
     "context_length": None,  # LM: window length; None: the model's own context_length (else 128)
@@ -156,6 +159,11 @@ def _validate(model, values, where):
                           f"{BACKENDS} to those, got {jit!r}.")
     if v["dtype_policy"] not in DTYPE_POLICIES:
         raise RecipeError(f"{where}: dtype_policy must be one of {DTYPE_POLICIES}, got {v['dtype_policy']!r}.")
+    swa = v["swa_epochs"]
+    if not isinstance(swa, int) or isinstance(swa, bool) or swa < 0:
+        raise RecipeError(f"{where}: swa_epochs must be a whole number of epochs >= 0 (0: off), got {swa!r}.")
+    if "epochs" in values and isinstance(v["epochs"], int) and swa > v["epochs"]:
+        raise RecipeError(f"{where}: swa_epochs ({swa}) cannot exceed epochs ({v['epochs']}).")
     if v["schedule"] not in SCHEDULES:
         raise RecipeError(f"{where}: schedule must be one of {SCHEDULES}, got {v['schedule']!r}.")
     if v["task"] is not None and v["task"] not in TASKS:
@@ -248,6 +256,9 @@ def resolve_recipe(model: str, dataset=None, directory=None, **overrides) -> Rec
     _validate(model, overrides, f"overrides for {model!r}")
     values.update(overrides)
     values["augment"] = dict(values.get("augment") or {})
+    if values["swa_epochs"] > values["epochs"]:
+        raise RecipeError(f"{model!r}: swa_epochs ({values['swa_epochs']}) cannot exceed epochs ({values['epochs']}); "
+                          f"average at most the {values['epochs']} epochs the run trains.")
     return Recipe(model, values, source)
 
 
@@ -363,6 +374,8 @@ class RunDir:
         for p in (self.csv, self.results_json, self.png, self.best, self.final):
             if p.exists():
                 p.unlink()
+        for p in sorted((self.path / "swa").glob("epoch_*.npz")):  # the weight average (training/swa.py)
+            p.unlink()
 
     def read_run(self):
         if self.run_json.exists():
@@ -552,14 +565,17 @@ def open_run(run: RunDir, recipe, steps, resume, build, loss, model_name, identi
     return net, initial_epoch, old.get("model_args")
 
 
-def fit_remaining(net, run: RunDir, recipe, train_ds, val_ds, initial_epoch, callbacks, verbose):
-    """``fit`` the epochs after ``initial_epoch``, save the final weights; returns the history columns."""
+def fit_remaining(net, run: RunDir, recipe, train_ds, val_ds, initial_epoch, callbacks, verbose, finalize=None):
+    """``fit`` the epochs after ``initial_epoch``, call ``finalize(net)`` (if given), save the final
+    weights; returns the history columns."""
     if initial_epoch < recipe.epochs:
         truncate_csv(run.csv, initial_epoch)
         net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
                 callbacks=callbacks, verbose=verbose, shuffle=False)
     else:
         print(f"{run.path}: all {recipe.epochs} epochs are done; evaluating.", flush=True)
+    if finalize is not None:
+        finalize(net)
     net.save_weights(str(run.final))
     return read_history(run.csv)
 
