@@ -48,6 +48,7 @@ import numpy as np
 import yaml
 
 from hadamard_zoo import configs
+from hadamard_zoo.training import swa
 
 RECIPES_SUBDIR = "recipes"
 
@@ -159,11 +160,9 @@ def _validate(model, values, where):
                           f"{BACKENDS} to those, got {jit!r}.")
     if v["dtype_policy"] not in DTYPE_POLICIES:
         raise RecipeError(f"{where}: dtype_policy must be one of {DTYPE_POLICIES}, got {v['dtype_policy']!r}.")
-    swa = v["swa_epochs"]
-    if not isinstance(swa, int) or isinstance(swa, bool) or swa < 0:
-        raise RecipeError(f"{where}: swa_epochs must be a whole number of epochs >= 0 (0: off), got {swa!r}.")
-    if "epochs" in values and isinstance(v["epochs"], int) and swa > v["epochs"]:
-        raise RecipeError(f"{where}: swa_epochs ({swa}) cannot exceed epochs ({v['epochs']}).")
+    n_swa = v["swa_epochs"]
+    if not isinstance(n_swa, int) or isinstance(n_swa, bool) or n_swa < 0:
+        raise RecipeError(f"{where}: swa_epochs must be a whole number of epochs >= 0 (0: off), got {n_swa!r}.")
     if v["schedule"] not in SCHEDULES:
         raise RecipeError(f"{where}: schedule must be one of {SCHEDULES}, got {v['schedule']!r}.")
     if v["task"] is not None and v["task"] not in TASKS:
@@ -374,7 +373,7 @@ class RunDir:
         for p in (self.csv, self.results_json, self.png, self.best, self.final):
             if p.exists():
                 p.unlink()
-        for p in sorted((self.path / "swa").glob("epoch_*.npz")):  # the weight average (training/swa.py)
+        for p in sorted((self.path / swa.STATE_SUBDIR).glob("epoch_*.npz")):  # the weight average
             p.unlink()
 
     def read_run(self):
