@@ -223,17 +223,32 @@ def save_inference_copy(src, dst, float16=True) -> None:
         fi.visititems(copy)
 
 
-def publish(run_dir, directory=None, float16=True, **extra) -> dict:
+def publish(run_dir, directory=None, float16=True, before=None, **extra) -> dict:
     """Add a finished training run to ``weights/``: copy its final weights
     without optimizer state (float16 by default), hash them and write its entry into the manifest,
     replacing an entry of the same name; the train command is prefixed with the
     run's ``KERAS_BACKEND``; a republished tag keeps its place.  ``extra`` adds or overrides fields
-    (e.g. ``device=...``, ``notes=...``).  Returns the entry.
+    (e.g. ``device=...``, ``notes=...``).  ``before`` names an entry the new one is placed in front
+    of (a new default goes before the checkpoint it replaces, see :func:`retag`).  Returns the entry.
     """
     run_dir = Path(run_dir)
     directory = Path(directory or weights_dir())
     results = json.loads((run_dir / "results.json").read_text())
     entry = dict(results["manifest_entry"])
+    if "name" in extra and extra["name"] != entry["name"]:  # published under another tag: its own file
+        extra.setdefault("file", f"{extra['name']}.weights.h5")
+        extra.setdefault("eval_command", entry["eval_command"].replace(entry["name"], extra["name"]))
+    entry.update(extra)
+    manifest_path = directory / "manifest.json"
+    entries = load_manifest(directory)
+    names = [e["name"] for e in entries]
+    if before is not None and before not in names:  # checked before anything in weights/ is written
+        raise CheckpointError(f"publish(before={before!r}): no such entry in {manifest_path}; "
+                              f"known: {', '.join(names)}.")
+    taken = {e["file"]: e["name"] for e in entries if e["name"] != entry["name"]}
+    if entry["file"] in taken:
+        raise CheckpointError(f"publish: {entry['file']} is the file of {taken[entry['file']]!r}; "
+                              f"retag that checkpoint first (hadamard_zoo.pretrained.retag) or publish under another name.")
     src = Path(results.get("final_weights") or run_dir / "final.weights.h5")
     if not src.exists():
         src = run_dir / "final.weights.h5"
@@ -242,20 +257,62 @@ def publish(run_dir, directory=None, float16=True, **extra) -> dict:
     save_inference_copy(src, dst, float16=float16)
     entry["storage_dtype"] = "float16" if float16 else "float32"
     entry["sha256"] = sha256_of(dst)
-    entry.update(extra)
     command, backend = entry.get("train_command", ""), entry.get("backend")
     if backend and command and not command.startswith("KERAS_BACKEND="):  # numerics differ by backend: name it
         entry["train_command"] = f"KERAS_BACKEND={backend} {command}"
-    manifest_path = directory / "manifest.json"
-    entries = load_manifest(directory)
     if entry.get("default"):
         for e in entries:
             if e["model"] == entry["model"]:
                 e["default"] = False
-    names = [e["name"] for e in entries]
     if entry["name"] in names:  # republishing a tag keeps its place in the manifest
         entries[names.index(entry["name"])] = entry
+    elif before is not None:
+        entries.insert(names.index(before), entry)
     else:
         entries.append(entry)
-    manifest_path.write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
+    _write_manifest(directory, entries)
+    return entry
+
+
+def _write_manifest(directory, entries) -> None:
+    (Path(directory) / "manifest.json").write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
+
+
+def retag(name: str, new_name: str, directory=None, **extra) -> dict:
+    """Rename checkpoint ``name`` to ``new_name``: its file, manifest entry and eval command.
+
+    The usual step before publishing a better run under a model's default tag: the old default
+    keeps its file and hash under the new name and stops being the default; ``extra`` adds or
+    overrides fields (e.g. ``notes=...``).  Train commands of other entries that start from
+    ``name`` (``--init-weights name``) are rewritten to ``new_name``, so they stay reproducible.
+    The file is renamed, not copied (``git add -A weights`` then records a rename).  Returns the
+    renamed entry.  Raises :class:`CheckpointError` if ``name`` is unknown or ``new_name`` taken.
+    """
+    import re
+
+    directory = Path(directory or weights_dir())
+    entries = load_manifest(directory)
+    names = [e["name"] for e in entries]
+    if name not in names:
+        raise CheckpointError(f"retag: no checkpoint named {name!r} in {directory / 'manifest.json'}; "
+                              f"known: {', '.join(names)}.")
+    if new_name in names:
+        raise CheckpointError(f"retag: {new_name!r} is already in {directory / 'manifest.json'}; choose another name.")
+    entry = entries[names.index(name)]
+    old_file = directory / entry["file"]
+    new_file = directory / entry["file"].replace(name, new_name, 1)
+    if new_file == old_file or new_file.exists():
+        raise CheckpointError(f"retag: cannot rename {old_file.name} for {new_name!r} "
+                              f"({new_file.name} exists or the file name does not contain {name!r}).")
+    if not old_file.exists():
+        raise CheckpointError(f"retag: {old_file} (the file of {name!r}) is missing.")
+    old_file.rename(new_file)
+    exact = re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w.])")  # not a prefix of another tag
+    entry.update(name=new_name, file=new_file.name, default=False,
+                 eval_command=exact.sub(new_name, entry["eval_command"]))
+    entry.update(extra)
+    init = re.compile(r"(--init-weights[ =])" + re.escape(name) + r"(?![\w.])")
+    for other in entries:
+        other["train_command"] = init.sub(lambda m: m.group(1) + new_name, other["train_command"])
+    _write_manifest(directory, entries)
     return entry
