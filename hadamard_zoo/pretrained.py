@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from hadamard_zoo.data._common import sha256_of
@@ -288,8 +289,6 @@ def retag(name: str, new_name: str, directory=None, **extra) -> dict:
     The file is renamed, not copied (``git add -A weights`` then records a rename).  Returns the
     renamed entry.  Raises :class:`CheckpointError` if ``name`` is unknown or ``new_name`` taken.
     """
-    import re
-
     directory = Path(directory or weights_dir())
     entries = load_manifest(directory)
     names = [e["name"] for e in entries]
