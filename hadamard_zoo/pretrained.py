@@ -238,7 +238,7 @@ def publish(run_dir, directory=None, float16=True, before=None, **extra) -> dict
     entry = dict(results["manifest_entry"])
     if "name" in extra and extra["name"] != entry["name"]:  # published under another tag: its own file
         extra.setdefault("file", f"{extra['name']}.weights.h5")
-        extra.setdefault("eval_command", entry["eval_command"].replace(entry["name"], extra["name"]))
+        extra.setdefault("eval_command", _exact_tag(entry["name"]).sub(extra["name"], entry["eval_command"]))
     entry.update(extra)
     manifest_path = directory / "manifest.json"
     entries = load_manifest(directory)
@@ -275,6 +275,11 @@ def publish(run_dir, directory=None, float16=True, before=None, **extra) -> dict
     return entry
 
 
+def _exact_tag(name):
+    """A regex for checkpoint tag ``name`` alone, not as the start of a longer tag (``name_stage2``)."""
+    return re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w.])")
+
+
 def _write_manifest(directory, entries) -> None:
     (Path(directory) / "manifest.json").write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
 
@@ -306,9 +311,8 @@ def retag(name: str, new_name: str, directory=None, **extra) -> dict:
     if not old_file.exists():
         raise CheckpointError(f"retag: {old_file} (the file of {name!r}) is missing.")
     old_file.rename(new_file)
-    exact = re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w.])")  # not a prefix of another tag
     entry.update(name=new_name, file=new_file.name, default=False,
-                 eval_command=exact.sub(new_name, entry["eval_command"]))
+                 eval_command=_exact_tag(name).sub(new_name, entry["eval_command"]))
     entry.update(extra)
     init = re.compile(r"(--init-weights[ =])" + re.escape(name) + r"(?![\w.])")
     for other in entries:
