@@ -83,6 +83,17 @@ def _parser():
     s.add_argument("--cache-dir")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    s = sub.add_parser("soup", help="average checkpoints of one image classifier into one (a uniform model soup)")
+    s.add_argument("model")
+    s.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help="two or more checkpoint tags or .weights.h5 files of MODEL")
+    s.add_argument("--dataset", help="training images for BatchNorm and the test split (default: the recipe's)")
+    s.add_argument("--output-dir", help="run folder (default runs/<model>_soup)")
+    s.add_argument("--batch-size", type=int, default=128, help="images per BatchNorm batch (default 128)")
+    s.add_argument("--limit", type=int, help="use at most N training and test images (a quick check)")
+    s.add_argument("--data-dir")
+    s.add_argument("--cache-dir")
+
     for name, module in DELEGATED.items():
         s = sub.add_parser(name, help=f"run python -m {module} with the remaining arguments", add_help=False)
         s.add_argument("rest", nargs=argparse.REMAINDER)
@@ -229,6 +240,15 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_soup(args):
+    from hadamard_zoo.training.soup import soup
+
+    results = soup(args.model, args.checkpoints, dataset=args.dataset, output_dir=args.output_dir,
+                   batch_size=args.batch_size, limit=args.limit, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    print(f"Run folder: {os.path.dirname(results['final_weights'])} (run.json, results.json, final.weights.h5)")
+    return 0
+
+
 def delegate(module, argv):
     """Run ``python -m module argv...`` in this process; its exit status is returned."""
     if importlib.util.find_spec(module) is None:
@@ -255,7 +275,8 @@ def delegate(module, argv):
     return rc
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "datasets": cmd_datasets, "train": cmd_train, "eval": cmd_eval}
+COMMANDS = {"list": cmd_list, "info": cmd_info, "datasets": cmd_datasets, "train": cmd_train, "eval": cmd_eval,
+            "soup": cmd_soup}
 
 
 def main(argv=None) -> int:

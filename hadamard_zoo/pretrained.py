@@ -290,7 +290,8 @@ def retag(name: str, new_name: str, directory=None, **extra) -> dict:
     The usual step before publishing a better run under a model's default tag: the old default
     keeps its file and hash under the new name and stops being the default; ``extra`` adds or
     overrides fields (e.g. ``notes=...``).  Train commands of other entries that start from
-    ``name`` (``--init-weights name``) are rewritten to ``new_name``, so they stay reproducible.
+    ``name`` (``--init-weights name``, or ``hadamard-zoo soup MODEL ... name ...`` and its ``soup_of``
+    list) are rewritten to ``new_name``, so they stay reproducible.
     The file is renamed, not copied (``git add -A weights`` then records a rename).  Returns the
     renamed entry.  Raises :class:`CheckpointError` if ``name`` is unknown or ``new_name`` taken.
     """
@@ -314,8 +315,11 @@ def retag(name: str, new_name: str, directory=None, **extra) -> dict:
     entry.update(name=new_name, file=new_file.name, default=False,
                  eval_command=_exact_tag(name).sub(new_name, entry["eval_command"]))
     entry.update(extra)
-    init = re.compile(r"(--init-weights[ =])" + re.escape(name) + r"(?![\w.])")
+    # the tag as a whole command-line word: `--init-weights name`, `--init-weights=name`, a soup's ingredient
+    as_word = re.compile(r"(?<=[\s=])" + re.escape(name) + r"(?=\s|$)")
     for other in entries:
-        other["train_command"] = init.sub(lambda m: m.group(1) + new_name, other["train_command"])
+        other["train_command"] = as_word.sub(new_name, other["train_command"])
+        if "soup_of" in other:  # a soup's ingredients (hadamard_zoo.training.soup)
+            other["soup_of"] = [new_name if tag == name else tag for tag in other["soup_of"]]
     _write_manifest(directory, entries)
     return entry

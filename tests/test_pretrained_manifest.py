@@ -25,6 +25,8 @@ def weights(tmp_path):
         _entry("toy.data_30ep"),
         _entry("toy.data_ft", train_command="hadamard-zoo train toy --init-weights toy.data --epochs 3"),
         _entry("toy.data_other", train_command="hadamard-zoo train toy --init-weights=toy.data_30ep"),
+        {**_entry("toy.data_soup", train_command="hadamard-zoo soup toy toy.data_30ep toy.data --output-dir runs/toy.data"),
+         "soup_of": ["toy.data_30ep", "toy.data"]},
     ]
     for e in entries:
         (tmp_path / e["file"]).write_bytes(e["name"].encode())
@@ -40,11 +42,14 @@ def test_retag_renames_file_entry_and_references(weights):
     assert not (weights / "toy.data.weights.h5").exists()
     assert (weights / "toy.data_stage2.weights.h5").read_bytes() == b"toy.data"  # same bytes, same hash
     by_name = {e["name"]: e for e in P.load_manifest(weights)}
-    assert list(by_name) == ["toy.data_stage2", "toy.data_30ep", "toy.data_ft", "toy.data_other"]  # order kept
+    assert list(by_name) == ["toy.data_stage2", "toy.data_30ep", "toy.data_ft", "toy.data_other", "toy.data_soup"]  # order kept
     assert by_name["toy.data_ft"]["train_command"] == "hadamard-zoo train toy --init-weights toy.data_stage2 --epochs 3"
     # a longer tag that starts with the old name is not touched
     assert by_name["toy.data_stage2"]["train_command"].endswith("--init-weights toy.data_30ep")
     assert by_name["toy.data_other"]["train_command"].endswith("--init-weights=toy.data_30ep")
+    soup = by_name["toy.data_soup"]  # a soup's ingredient is renamed; a path that ends in the tag is not
+    assert soup["train_command"] == "hadamard-zoo soup toy toy.data_30ep toy.data_stage2 --output-dir runs/toy.data"
+    assert soup["soup_of"] == ["toy.data_30ep", "toy.data_stage2"]
 
 
 @pytest.mark.parametrize("name, new_name, match", [
