@@ -238,7 +238,7 @@ def publish(run_dir, directory=None, float16=True, before=None, **extra) -> dict
     entry = dict(results["manifest_entry"])
     if "name" in extra and extra["name"] != entry["name"]:  # published under another tag: its own file
         extra.setdefault("file", f"{extra['name']}.weights.h5")
-        extra.setdefault("eval_command", _exact_tag(entry["name"]).sub(extra["name"], entry["eval_command"]))
+        extra.setdefault("eval_command", _tag_as_word(entry["name"]).sub(extra["name"], entry["eval_command"]))
     entry.update(extra)
     manifest_path = directory / "manifest.json"
     entries = load_manifest(directory)
@@ -275,9 +275,11 @@ def publish(run_dir, directory=None, float16=True, before=None, **extra) -> dict
     return entry
 
 
-def _exact_tag(name):
-    """A regex for checkpoint tag ``name`` alone, not as the start of a longer tag (``name_stage2``)."""
-    return re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w.])")
+def _tag_as_word(name):
+    """A regex for checkpoint tag ``name`` as a whole word of a command line (``eval name``,
+    ``--init-weights name``, ``--init-weights=name``, a soup's ingredient): not the start of a longer
+    tag (``name_stage2``) nor the end of a path (``runs/name``)."""
+    return re.compile(r"(?<=[\s=])" + re.escape(name) + r"(?=\s|$)")
 
 
 def _write_manifest(directory, entries) -> None:
@@ -312,11 +314,10 @@ def retag(name: str, new_name: str, directory=None, **extra) -> dict:
     if not old_file.exists():
         raise CheckpointError(f"retag: {old_file} (the file of {name!r}) is missing.")
     old_file.rename(new_file)
+    as_word = _tag_as_word(name)
     entry.update(name=new_name, file=new_file.name, default=False,
-                 eval_command=_exact_tag(name).sub(new_name, entry["eval_command"]))
+                 eval_command=as_word.sub(new_name, entry["eval_command"]))
     entry.update(extra)
-    # the tag as a whole command-line word: `--init-weights name`, `--init-weights=name`, a soup's ingredient
-    as_word = re.compile(r"(?<=[\s=])" + re.escape(name) + r"(?=\s|$)")
     for other in entries:
         other["train_command"] = as_word.sub(new_name, other["train_command"])
         if "soup_of" in other:  # a soup's ingredients (hadamard_zoo.training.soup)
