@@ -1,4 +1,4 @@
-"""Pretrained checkpoints: the manifest, hash verification and loading.
+"""Pretrained checkpoints, read side: the manifest, hash verification and loading.
 
 ``weights/manifest.json`` holds one entry per checkpoint::
 
@@ -11,22 +11,53 @@
 Nothing is ever downloaded: files are read from the ``weights/`` folder (or
 ``HADAMARD_ZOO_WEIGHTS``), their sha256 is checked before loading, and a file
 whose variables do not fit the model is refused with a message that says so.
+
+A load resolves its ``pretrained=`` spec once, with :func:`resolve`, into a
+:class:`ResolvedCheckpoint` ``(path, entry)`` that :func:`load_pretrained` and
+:func:`load_backbone` accept in place of the spec.
+
+Writing checkpoints (``publish``, ``retag``, ``save_inference_copy``) lives in
+:mod:`hadamard_zoo.release`; the old names here still work, with a
+``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
-from hadamard_zoo.data._common import sha256_of
+from hadamard_zoo.hashing import sha256_of  # also reached as pretrained.sha256_of
 
 WEIGHTS_DIR_ENV = "HADAMARD_ZOO_WEIGHTS"
 REQUIRED_KEYS = (
     "name", "model", "file", "sha256", "dataset", "split", "metric", "value",
     "params", "train_command", "eval_command", "backend", "date",
 )
+#: A classifier's head is among its last ``HEAD_DEPTH`` layers (pooling, dropout, ``head``):
+#: only layers there may differ from the checkpoint when loading a backbone.
+HEAD_DEPTH = 3
+
+# Release tooling that used to live here: name -> the module that has it now.
+_MOVED = {
+    "save_inference_copy": "hadamard_zoo.release",
+    "publish": "hadamard_zoo.release",
+    "retag": "hadamard_zoo.release",
+    "TRAINING_STATE_GROUPS": "hadamard_zoo.release",
+}
+
+
+def __getattr__(name):
+    """Deprecated aliases: ``pretrained.publish`` etc. warn and return :mod:`hadamard_zoo.release`'s."""
+    if name in _MOVED:
+        import importlib
+
+        target = _MOVED[name]
+        warnings.warn(f"hadamard_zoo.pretrained.{name} moved to {target}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(target), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CheckpointError(ValueError):
@@ -62,10 +93,32 @@ def entries_for(model_name: str, directory=None) -> list[dict]:
     return [e for e in load_manifest(directory) if e["model"] == model_name]
 
 
+class ResolvedCheckpoint(NamedTuple):
+    """A ``pretrained=`` spec, found: what one load reads.
+
+    ``path``: the ``.weights.h5`` file (not yet verified); ``entry``: its manifest
+    entry (a dict with :data:`REQUIRED_KEYS`), or None for a file given by path.
+    A tuple, so ``path, entry = resolve(...)`` works.
+    """
+
+    path: Path
+    entry: dict | None
+
+    @property
+    def model_args(self) -> dict:
+        """Builder arguments the weights need (the entry's ``model_args``, e.g. an LM's tokenizer); ``{}`` if none."""
+        return dict((self.entry or {}).get("model_args") or {})
 
 
-def resolve(model_name: str, spec, directory=None) -> tuple[Path, dict | None]:
-    """Turn ``pretrained=`` into ``(file path, manifest entry or None)``."""
+def resolve(model_name: str, spec, directory=None) -> ResolvedCheckpoint:
+    """Turn ``pretrained=`` into ``ResolvedCheckpoint(file path, manifest entry or None)``.
+
+    ``spec``: True (the model's default checkpoint), a tag of the manifest, a path to a
+    ``.weights.h5`` file, or an already resolved checkpoint (returned as it is).  Reads the
+    manifest once; raises :class:`CheckpointError` naming what exists when nothing fits.
+    """
+    if isinstance(spec, ResolvedCheckpoint):
+        return spec
     directory = Path(directory or weights_dir())
     entries = load_manifest(directory)
     available = sorted(e["name"] for e in entries if e["model"] == model_name)
@@ -78,7 +131,7 @@ def resolve(model_name: str, spec, directory=None) -> tuple[Path, dict | None]:
                 f"{', '.join(everything)}. Build it with pretrained=False, or pass a .weights.h5 path."
             )
         entry = next((e for e in mine if e.get("default")), mine[0])
-        return directory / entry["file"], entry
+        return ResolvedCheckpoint(directory / entry["file"], entry)
     if isinstance(spec, (str, os.PathLike)):
         spec_str = str(spec)
         by_name = {e["name"]: e for e in entries}
@@ -89,17 +142,21 @@ def resolve(model_name: str, spec, directory=None) -> tuple[Path, dict | None]:
                     f"Checkpoint {spec_str!r} is for model {entry['model']!r}, not {model_name!r}. "
                     f"Checkpoints for {model_name!r}: {available or 'none'}."
                 )
-            return directory / entry["file"], entry
+            return ResolvedCheckpoint(directory / entry["file"], entry)
         if spec_str.endswith(".h5") or os.sep in spec_str or os.path.exists(spec_str):
             path = Path(spec_str)
             if not path.exists():
                 raise CheckpointError(f"Weights file {path} does not exist.")
-            return path, None
+            return ResolvedCheckpoint(path, None)
         raise CheckpointError(
             f"Unknown checkpoint {spec_str!r} for {model_name!r}; available: {available or 'none'} "
             f"(or pass a path to a .weights.h5 file)."
         )
     raise CheckpointError(f"pretrained must be False, True, a checkpoint name or a file path; got {spec!r}.")
+
+
+def _resolved(model_name, spec, directory) -> ResolvedCheckpoint:
+    return spec if isinstance(spec, ResolvedCheckpoint) else resolve(model_name, spec, directory)
 
 
 def verify(path: Path, entry: dict | None) -> None:
@@ -117,8 +174,7 @@ def verify(path: Path, entry: dict | None) -> None:
             )
 
 
-def load_weights_checked(model, path) -> None:
-    """``model.load_weights`` that refuses, clearly, a file for another architecture."""
+def _check_readable(path) -> None:
     import h5py
 
     try:
@@ -126,6 +182,11 @@ def load_weights_checked(model, path) -> None:
             pass
     except OSError as exc:
         raise CheckpointError(f"{path} is not a readable HDF5 weights file: {exc}") from exc
+
+
+def load_weights_checked(model, path) -> None:
+    """``model.load_weights`` that refuses, clearly, a file for another architecture."""
+    _check_readable(path)
     try:
         model.load_weights(str(path))
     except Exception as exc:  # keras raises ValueError with layer-level detail
@@ -137,7 +198,12 @@ def load_weights_checked(model, path) -> None:
 
 
 def load_pretrained(model, model_name: str, spec, directory=None):
-    path, entry = resolve(model_name, spec, directory)
+    """Verify and load checkpoint ``spec`` (anything :func:`resolve` takes, or its result) into ``model``.
+
+    ``model`` must be built with the checkpoint's settings: its parameter count is compared with
+    the entry's ``params`` before loading.  Returns ``model``.
+    """
+    path, entry = _resolved(model_name, spec, directory)
     verify(path, entry)
     if entry is not None and "params" in entry and entry["params"] != model.count_params():
         raise CheckpointError(
@@ -149,10 +215,64 @@ def load_pretrained(model, model_name: str, spec, directory=None):
     return model
 
 
+def load_backbone(model, model_name: str, spec, directory=None, changed=()) -> list[str]:
+    """Load checkpoint ``spec`` into ``model`` built with another head; returns the layers left fresh.
+
+    For fine-tuning (timm's convention): ``model`` is the checkpoint's architecture with other
+    head arguments (``num_classes``, ``include_top=False``, ``pooling``...).  Every layer
+    before the last :data:`HEAD_DEPTH` must fit the checkpoint and is loaded (else
+    :class:`CheckpointError`, naming ``changed``); each layer with weights among the last
+    ``HEAD_DEPTH`` is loaded where its variables fit, otherwise left at its initialization
+    and named in the returned list (with a ``UserWarning``: train it before use).  Keras
+    matches the file's variables to layers as ``model.load_weights`` does, so the backbone's
+    values are exactly the checkpoint's; the model is built once, by the caller.
+    """
+    path, entry = _resolved(model_name, spec, directory)
+    verify(path, entry)
+    _check_readable(path)
+    weighted = [layer for layer in model.layers if layer.weights]
+    head = [layer for layer in model.layers[-HEAD_DEPTH:] if layer.weights]
+    try:
+        model.load_weights(str(path), objects_to_skip=head)
+    except Exception as exc:  # keras lists the layers that did not fit
+        raise CheckpointError(
+            f"Cannot load the backbone of checkpoint {path} into {model.name!r} (changed arguments: "
+            f"{list(changed)}): only the classifier head (the last {HEAD_DEPTH} layers) may differ "
+            f"from the checkpoint's. Keras said: {exc}"
+        ) from exc
+    import keras
+
+    fresh = []
+    for layer in head:  # each head layer alone: loaded where it fits (e.g. only the activation changed)
+        initial = [keras.ops.convert_to_numpy(v) for v in layer.variables]
+        others = [other for other in model.layers if other is not layer]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.load_weights(str(path), objects_to_skip=others)
+        except Exception:
+            for variable, value in zip(layer.variables, initial):  # undo a partial assignment
+                variable.assign(value)
+            fresh.append(layer.name)
+    if weighted and len(fresh) == len(weighted):
+        raise CheckpointError(
+            f"Cannot load checkpoint {path} into {model.name!r}: none of its layers fit "
+            f"(changed arguments: {list(changed)}); only the classifier head may differ."
+        )
+    if fresh:
+        warnings.warn(
+            f"{model.name}: loaded the pretrained backbone; {fresh} left at initialization "
+            f"(changed: {', '.join(changed)}). Train the new head before use.",
+            stacklevel=3,
+        )
+    return fresh
+
+
 def transfer_backbone(source, target, changed=()) -> list[str]:
     """Copy ``source``'s weights into ``target`` layer by layer (matched by name).
 
-    For fine-tuning: ``target`` is the same architecture with another head
+    Two built models; :func:`load_backbone` does the same from a checkpoint file without
+    building the checkpoint's model.  For fine-tuning: ``target`` is the same architecture with another head
     (``num_classes``, ``include_top=False``...).  Layers of ``target`` missing from
     ``source`` or whose weight shapes differ are left at their initialization and
     returned (the new head); every other layer of ``target`` is copied.  Refuses
@@ -177,150 +297,9 @@ def transfer_backbone(source, target, changed=()) -> list[str]:
             f"checkpoint's (changed arguments: {list(changed)}); only the classifier head may differ."
         )
     if fresh:
-        import warnings
-
         warnings.warn(
             f"{target.name}: loaded the pretrained backbone; {fresh} left at initialization "
             f"(changed: {', '.join(changed)}). Train the new head before use.",
             stacklevel=3,
         )
     return fresh
-
-
-TRAINING_STATE_GROUPS = ("optimizer",)
-
-
-def save_inference_copy(src, dst, float16=True) -> None:
-    """Copy a Keras ``.weights.h5`` file without its training state.
-
-    The model's variables (``layers``/``vars`` groups) are kept; the optimizer's
-    slots that ``model.save_weights`` writes for a compiled model (Adam moments:
-    twice the model's size) are dropped.  With ``float16`` every float32 array
-    is stored as float16; Keras casts on load, so the copy loads into float32
-    models on any backend.  Use float16 where the metric does not move (check
-    with ``hadamard-zoo eval``).
-    """
-    import h5py
-    import numpy as np
-
-    with h5py.File(src, "r") as fi, h5py.File(dst, "w") as fo:
-        for key, value in fi.attrs.items():
-            fo.attrs[key] = value
-
-        def copy(name, obj):
-            if name.split("/")[0] in TRAINING_STATE_GROUPS:
-                return
-            if isinstance(obj, h5py.Dataset):
-                data = obj[()]
-                if float16 and getattr(data, "dtype", None) == np.float32:
-                    data = data.astype(np.float16)
-                fo.create_dataset(name, data=data)
-                target = fo[name]
-            else:
-                target = fo.require_group(name)
-            for key, value in obj.attrs.items():
-                target.attrs[key] = value
-
-        fi.visititems(copy)
-
-
-def publish(run_dir, directory=None, float16=True, before=None, **extra) -> dict:
-    """Add a finished training run to ``weights/``: copy its final weights
-    without optimizer state (float16 by default), hash them and write its entry into the manifest,
-    replacing an entry of the same name; the train command is prefixed with the
-    run's ``KERAS_BACKEND``; a republished tag keeps its place.  ``extra`` adds or overrides fields
-    (e.g. ``device=...``, ``notes=...``).  ``before`` names an entry the new one is placed in front
-    of (a new default goes before the checkpoint it replaces, see :func:`retag`).  Returns the entry.
-    """
-    run_dir = Path(run_dir)
-    directory = Path(directory or weights_dir())
-    results = json.loads((run_dir / "results.json").read_text())
-    entry = dict(results["manifest_entry"])
-    if "name" in extra and extra["name"] != entry["name"]:  # published under another tag: its own file
-        extra.setdefault("file", f"{extra['name']}.weights.h5")
-        extra.setdefault("eval_command", _tag_as_word(entry["name"]).sub(extra["name"], entry["eval_command"]))
-    entry.update(extra)
-    manifest_path = directory / "manifest.json"
-    entries = load_manifest(directory)
-    names = [e["name"] for e in entries]
-    if before is not None and before not in names:  # checked before anything in weights/ is written
-        raise CheckpointError(f"publish(before={before!r}): no such entry in {manifest_path}; "
-                              f"known: {', '.join(names)}.")
-    taken = {e["file"]: e["name"] for e in entries if e["name"] != entry["name"]}
-    if entry["file"] in taken:
-        raise CheckpointError(f"publish: {entry['file']} is the file of {taken[entry['file']]!r}; "
-                              f"retag that checkpoint first (hadamard_zoo.pretrained.retag) or publish under another name.")
-    src = Path(results.get("final_weights") or run_dir / "final.weights.h5")
-    if not src.exists():
-        src = run_dir / "final.weights.h5"
-    dst = directory / entry["file"]
-    directory.mkdir(parents=True, exist_ok=True)
-    save_inference_copy(src, dst, float16=float16)
-    entry["storage_dtype"] = "float16" if float16 else "float32"
-    entry["sha256"] = sha256_of(dst)
-    command, backend = entry.get("train_command", ""), entry.get("backend")
-    if backend and command and not command.startswith("KERAS_BACKEND="):  # numerics differ by backend: name it
-        entry["train_command"] = f"KERAS_BACKEND={backend} {command}"
-    if entry.get("default"):
-        for e in entries:
-            if e["model"] == entry["model"]:
-                e["default"] = False
-    if entry["name"] in names:  # republishing a tag keeps its place in the manifest
-        entries[names.index(entry["name"])] = entry
-    elif before is not None:
-        entries.insert(names.index(before), entry)
-    else:
-        entries.append(entry)
-    _write_manifest(directory, entries)
-    return entry
-
-
-def _tag_as_word(name):
-    """A regex for checkpoint tag ``name`` as a whole word of a command line (``eval name``,
-    ``--init-weights name``, ``--init-weights=name``, a soup's ingredient): not the start of a longer
-    tag (``name_stage2``) nor the end of a path (``runs/name``)."""
-    return re.compile(r"(?<=[\s=])" + re.escape(name) + r"(?=\s|$)")
-
-
-def _write_manifest(directory, entries) -> None:
-    (Path(directory) / "manifest.json").write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
-
-
-def retag(name: str, new_name: str, directory=None, **extra) -> dict:
-    """Rename checkpoint ``name`` to ``new_name``: its file, manifest entry and eval command.
-
-    The usual step before publishing a better run under a model's default tag: the old default
-    keeps its file and hash under the new name and stops being the default; ``extra`` adds or
-    overrides fields (e.g. ``notes=...``).  Train commands of other entries that start from
-    ``name`` (``--init-weights name``, or ``hadamard-zoo soup MODEL ... name ...`` and its ``soup_of``
-    list) are rewritten to ``new_name``, so they stay reproducible.
-    The file is renamed, not copied (``git add -A weights`` then records a rename).  Returns the
-    renamed entry.  Raises :class:`CheckpointError` if ``name`` is unknown or ``new_name`` taken.
-    """
-    directory = Path(directory or weights_dir())
-    entries = load_manifest(directory)
-    names = [e["name"] for e in entries]
-    if name not in names:
-        raise CheckpointError(f"retag: no checkpoint named {name!r} in {directory / 'manifest.json'}; "
-                              f"known: {', '.join(names)}.")
-    if new_name in names:
-        raise CheckpointError(f"retag: {new_name!r} is already in {directory / 'manifest.json'}; choose another name.")
-    entry = entries[names.index(name)]
-    old_file = directory / entry["file"]
-    new_file = directory / entry["file"].replace(name, new_name, 1)
-    if new_file == old_file or new_file.exists():
-        raise CheckpointError(f"retag: cannot rename {old_file.name} for {new_name!r} "
-                              f"({new_file.name} exists or the file name does not contain {name!r}).")
-    if not old_file.exists():
-        raise CheckpointError(f"retag: {old_file} (the file of {name!r}) is missing.")
-    old_file.rename(new_file)
-    as_word = _tag_as_word(name)
-    entry.update(name=new_name, file=new_file.name, default=False,
-                 eval_command=as_word.sub(new_name, entry["eval_command"]))
-    entry.update(extra)
-    for other in entries:
-        other["train_command"] = as_word.sub(new_name, other["train_command"])
-        if "soup_of" in other:  # a soup's ingredients (hadamard_zoo.training.soup)
-            other["soup_of"] = [new_name if tag == name else tag for tag in other["soup_of"]]
-    _write_manifest(directory, entries)
-    return entry

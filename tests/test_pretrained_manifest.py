@@ -1,117 +1,163 @@
-"""Manifest maintenance: retag an old default, publish a run in front of it (hadamard_zoo.pretrained)."""
+"""Reading checkpoints (hadamard_zoo.pretrained): one manifest lookup and one model build per load,
+and a new head on the pretrained backbone (``pretrained=True, num_classes=...``).
 
+The manifest-writing side (publish, retag) is tested in test_release.py.
+"""
+
+import functools
 import json
+import warnings
 
 import keras
 import numpy as np
 import pytest
+from helpers import rand, to_np
 
+from hadamard_zoo import models
 from hadamard_zoo import pretrained as P
+from hadamard_zoo.models.architectures import pinet_mlp
+
+MODEL = "pinet_ccp"  # 50k parameters: the fastest classifier with a checkpoint-shaped head
+TAG = f"{MODEL}.test"
 
 
-def _entry(name, model="toy", default=False, train_command="hadamard-zoo train toy"):
-    return {
-        "name": name, "model": model, "default": default, "file": f"{name}.weights.h5", "sha256": "0" * 64,
-        "dataset": "toy", "split": "test", "metric": "top1", "value": 0.5, "params": 3,
-        "train_command": train_command, "eval_command": f"hadamard-zoo eval {name}", "backend": "jax",
-        "date": "2026-12-06",
+@pytest.fixture
+def checkpoint(tmp_path, monkeypatch):
+    """A trained-looking pinet_ccp checkpoint in its own weights folder; returns the saved model."""
+    monkeypatch.setenv(P.WEIGHTS_DIR_ENV, str(tmp_path))
+    model = models.create_model(MODEL)
+    for variable in model.trainable_variables:  # not the initializer's values: a copied layer is recognizable
+        variable.assign(keras.random.normal(variable.shape, seed=7) * 0.1)
+    path = tmp_path / f"{TAG}.weights.h5"
+    model.save_weights(str(path))
+    entry = {
+        "name": TAG, "model": MODEL, "default": True, "file": path.name, "sha256": P.sha256_of(path),
+        "dataset": "synthetic", "split": "test", "metric": "top1", "value": 0.0,
+        "params": model.count_params(), "train_command": "-", "eval_command": "-",
+        "backend": keras.config.backend(), "date": "2026-12-06",
+        "model_args": {"num_classes": 10, "classifier_activation": None},
     }
+    (tmp_path / "manifest.json").write_text(json.dumps({"checkpoints": [entry]}))
+    return model
 
 
-@pytest.fixture
-def weights(tmp_path):
-    entries = [
-        _entry("toy.data", default=True, train_command="hadamard-zoo train toy --init-weights toy.data_30ep"),
-        _entry("toy.data_30ep"),
-        _entry("toy.data_ft", train_command="hadamard-zoo train toy --init-weights toy.data --epochs 3"),
-        _entry("toy.data_other", train_command="hadamard-zoo train toy --init-weights=toy.data_30ep"),
-        {**_entry("toy.data_soup", train_command="hadamard-zoo soup toy toy.data_30ep toy.data --output-dir runs/toy.data"),
-         "soup_of": ["toy.data_30ep", "toy.data"]},
-    ]
-    for e in entries:
-        (tmp_path / e["file"]).write_bytes(e["name"].encode())
-    (tmp_path / "manifest.json").write_text(json.dumps({"checkpoints": entries}))
-    return tmp_path
+def _counting(monkeypatch, owner, attr):
+    """Replace ``owner.attr`` by a wrapper that counts its calls; returns the list of calls."""
+    real = getattr(owner, attr)
+    calls = []
+
+    @functools.wraps(real)
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attr, counted)
+    return calls
 
 
-def test_retag_renames_file_entry_and_references(weights):
-    entry = P.retag("toy.data", "toy.data_stage2", weights, notes="stage 2")
-    assert entry["name"] == "toy.data_stage2" and entry["default"] is False and entry["notes"] == "stage 2"
-    assert entry["file"] == "toy.data_stage2.weights.h5"
-    assert entry["eval_command"] == "hadamard-zoo eval toy.data_stage2"
-    assert not (weights / "toy.data.weights.h5").exists()
-    assert (weights / "toy.data_stage2.weights.h5").read_bytes() == b"toy.data"  # same bytes, same hash
-    by_name = {e["name"]: e for e in P.load_manifest(weights)}
-    assert list(by_name) == ["toy.data_stage2", "toy.data_30ep", "toy.data_ft", "toy.data_other", "toy.data_soup"]  # order kept
-    assert by_name["toy.data_ft"]["train_command"] == "hadamard-zoo train toy --init-weights toy.data_stage2 --epochs 3"
-    # a longer tag that starts with the old name is not touched
-    assert by_name["toy.data_stage2"]["train_command"].endswith("--init-weights toy.data_30ep")
-    assert by_name["toy.data_other"]["train_command"].endswith("--init-weights=toy.data_30ep")
-    soup = by_name["toy.data_soup"]  # a soup's ingredient is renamed; a path that ends in the tag is not
-    assert soup["train_command"] == "hadamard-zoo soup toy toy.data_30ep toy.data_stage2 --output-dir runs/toy.data"
-    assert soup["soup_of"] == ["toy.data_30ep", "toy.data_stage2"]
+def _weights(layer):
+    return [np.asarray(keras.ops.convert_to_numpy(v)) for v in layer.weights]
 
 
-@pytest.mark.parametrize("name, new_name, match", [
-    ("toy.nope", "toy.x", "no checkpoint named 'toy.nope'"),
-    ("toy.data", "toy.data_30ep", "already in"),
-])
-def test_retag_refuses_unknown_or_taken_names(weights, name, new_name, match):
-    before = (weights / "manifest.json").read_text()
-    with pytest.raises(P.CheckpointError, match=match):
-        P.retag(name, new_name, weights)
-    assert (weights / "manifest.json").read_text() == before  # nothing changed
+HEADS = [{}, {"num_classes": 5}, {"include_top": False}, {"classifier_activation": "softmax"}]
 
 
-def test_retag_refuses_a_missing_file(weights):
-    (weights / "toy.data.weights.h5").unlink()
-    with pytest.raises(P.CheckpointError, match="is missing"):
-        P.retag("toy.data", "toy.data_stage2", weights)
+@pytest.mark.parametrize("head", HEADS, ids=lambda h: ",".join(h) or "same_head")
+def test_a_load_reads_the_manifest_and_resolves_the_tag_once(checkpoint, monkeypatch, head):
+    resolves = _counting(monkeypatch, P, "resolve")
+    manifests = _counting(monkeypatch, P, "load_manifest")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "left at initialization" for a new head
+        models.create_model(MODEL, pretrained=TAG, **head)
+    assert len(resolves) == 1, resolves
+    assert len(manifests) == 1, manifests
 
 
-@pytest.fixture
-def run_dir(tmp_path):
-    """A finished run's folder as training leaves it: final weights and results.json."""
-    run = tmp_path / "run"
-    run.mkdir()
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.set_weights([np.full((2, 1), 0.25, "float32"), np.zeros((1,), "float32")])
-    model.save_weights(run / "final.weights.h5")
-    entry = _entry("toy.data", default=True, train_command="hadamard-zoo train toy --init-weights toy.data")
-    (run / "results.json").write_text(json.dumps({"manifest_entry": entry,
-                                                  "final_weights": str(run / "final.weights.h5")}))
-    return run
+@pytest.mark.parametrize("head", HEADS, ids=lambda h: ",".join(h) or "same_head")
+def test_a_load_builds_the_model_once(checkpoint, monkeypatch, head):
+    builds = _counting(monkeypatch, pinet_mlp, "build_pinet_mlp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = models.create_model(MODEL, pretrained=True, **head)
+    assert len(builds) == 1, builds
+    expected = {"num_classes": (None, 5), "include_top": (None, 16)}
+    assert model.output_shape == next((expected[k] for k in head if k in expected), (None, 10))
 
 
-def test_publish_in_front_of_the_retagged_default(weights, run_dir):
-    P.retag("toy.data", "toy.data_stage2", weights)
-    entry = P.publish(run_dir, weights, before="toy.data_stage2",
-                      train_command="hadamard-zoo train toy --init-weights toy.data_stage2")
-    entries = P.load_manifest(weights)
-    assert [e["name"] for e in entries][:2] == ["toy.data", "toy.data_stage2"]
-    assert [e["name"] for e in entries if e.get("default")] == ["toy.data"]
-    assert entry["train_command"] == "KERAS_BACKEND=jax hadamard-zoo train toy --init-weights toy.data_stage2"
-    assert entry["sha256"] == P.sha256_of(weights / "toy.data.weights.h5")
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    P.load_weights_checked(model, weights / "toy.data.weights.h5")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.layers[0].kernel), 0.25)
+def _transferred_the_old_way(**head):
+    """What create_model did before it built the model once: the checkpoint's model, the new-head
+    model, and a layer-by-layer copy (transfer_backbone)."""
+    source = models.create_model(MODEL, pretrained=True)
+    target = models.create_model(MODEL, **{**P.resolve(MODEL, True).model_args, **head})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fresh = P.transfer_backbone(source, target, changed=sorted(head))
+    return target, fresh
 
 
-def test_publish_before_an_unknown_entry_is_refused(weights, run_dir):
-    with pytest.raises(P.CheckpointError, match="no such entry"):
-        P.publish(run_dir, weights, before="toy.nope")
+def test_new_head_gets_exactly_the_old_paths_backbone(checkpoint):
+    old, old_fresh = _transferred_the_old_way(num_classes=5)
+    with pytest.warns(UserWarning, match=r"\['fc_out'\] left at initialization \(changed: num_classes\)"):
+        new = models.create_model(MODEL, pretrained=True, num_classes=5)
+    assert old_fresh == ["fc_out"]
+    assert [layer.name for layer in new.layers] == [layer.name for layer in old.layers]
+    compared = 0
+    for mine, theirs, saved in zip(new.layers[:-1], old.layers[:-1], checkpoint.layers[:-1]):
+        for a, b, c in zip(_weights(mine), _weights(theirs), _weights(saved)):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+            compared += 1
+    assert compared >= 2  # the CCP polynomial's stacked U_n and biases
+    # the backbone's outputs (the head's inputs) are the checkpoint model's, bit for bit
+    x = rand((3, 28, 28, 1), scale=50.0) + 100
+    features = lambda m: to_np(keras.Model(m.input, m.get_layer("fc_out").input)(x))  # noqa: E731
+    np.testing.assert_array_equal(features(new), features(old))
+    np.testing.assert_array_equal(features(new), features(checkpoint))
+    assert new.output_shape == (None, 5) and _weights(new.layers[-1])[0].shape == (16, 5)
 
 
-def test_publish_refuses_to_overwrite_another_checkpoints_file(weights, run_dir):
-    """toy.data is still in the manifest: publishing the run as toy.data_new into toy.data's file is refused."""
-    with pytest.raises(P.CheckpointError, match="retag that checkpoint first"):
-        P.publish(run_dir, weights, name="toy.data_new", file="toy.data.weights.h5")
-    assert (weights / "toy.data.weights.h5").read_bytes() == b"toy.data"
+def test_headless_backbone_gives_the_checkpoints_features(checkpoint):
+    backbone = models.create_model(MODEL, pretrained=True, include_top=False)
+    x = rand((3, 28, 28, 1), scale=50.0) + 100
+    head = checkpoint.get_layer("fc_out")
+    np.testing.assert_allclose(to_np(head(backbone(x))), to_np(checkpoint(x)), rtol=1e-6, atol=1e-6)
 
 
-def test_publish_under_another_name_writes_its_own_file(weights, run_dir):
-    entry = P.publish(run_dir, weights, name="toy.data_100ep", default=False)
-    assert entry["file"] == "toy.data_100ep.weights.h5" and (weights / entry["file"]).exists()
-    assert entry["eval_command"] == "hadamard-zoo eval toy.data_100ep"
-    assert (weights / "toy.data.weights.h5").read_bytes() == b"toy.data"  # the default is untouched
-    assert [e["name"] for e in P.load_manifest(weights) if e.get("default")] == ["toy.data"]
+def test_a_head_that_still_fits_is_loaded(checkpoint):
+    """Only the activation changed: the head's variables fit the checkpoint and are loaded, nothing is fresh."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "left at initialization"
+        model = models.create_model(MODEL, pretrained=True, classifier_activation="softmax")
+    for a, b in zip(_weights(model.get_layer("fc_out")), _weights(checkpoint.get_layer("fc_out"))):
+        np.testing.assert_array_equal(a, b)
+    x = rand((2, 28, 28, 1), scale=50.0) + 100
+    np.testing.assert_allclose(to_np(model(x)), to_np(keras.ops.softmax(checkpoint(x))), rtol=1e-5, atol=1e-6)
+
+
+def test_a_changed_backbone_is_refused_even_with_a_new_head(checkpoint):
+    with pytest.raises(P.CheckpointError, match=r"only the classifier head.* may differ"):
+        models.create_model(MODEL, pretrained=True, num_classes=5, hidden_size=32)
+
+
+def test_a_resolved_checkpoint_is_what_the_loaders_take(checkpoint, monkeypatch):
+    found = P.resolve(MODEL, True)
+    assert isinstance(found, P.ResolvedCheckpoint) and found.entry["name"] == TAG
+    path, entry = found  # still a (path, entry) pair for older callers
+    assert path.name == f"{TAG}.weights.h5" and found.model_args == {"num_classes": 10, "classifier_activation": None}
+    assert P.resolve(MODEL, found) is found
+    resolves = _counting(monkeypatch, P, "resolve")
+    model = P.load_pretrained(models.create_model(MODEL), MODEL, found)
+    fresh = P.load_backbone(models.create_model(MODEL, include_top=False), MODEL, found, changed=["include_top"])
+    assert resolves == [] and fresh == []
+    for a, b in zip(_weights(model.layers[-1]), _weights(checkpoint.layers[-1])):
+        np.testing.assert_array_equal(a, b)
+    assert P.ResolvedCheckpoint(path, None).model_args == {}
+
+
+def test_a_tampered_file_is_refused_before_loading_a_backbone(checkpoint, tmp_path):
+    path = tmp_path / f"{TAG}.weights.h5"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(P.CheckpointError, match="corrupt or was modified"):
+        models.create_model(MODEL, pretrained=True, num_classes=5)

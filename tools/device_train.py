@@ -178,7 +178,7 @@ def run_job(model, cap, floor, results):
     if rc != 0:
         return
     try:
-        code = ("import json,sys; from hadamard_zoo import pretrained as P; "
+        code = ("import json,sys; from hadamard_zoo import release as P; "
                 f"e=P.publish({out!r}, directory={os.path.join(PUB, model)!r}, float16=True); print(json.dumps(e))")
         r = subprocess.run([PY, "-c", code], env=job_env(backend), capture_output=True, text=True,
                            timeout=max(5, PACK_BY - 15 - now()))

@@ -93,13 +93,12 @@ def create_model(model_name: str, /, pretrained=False, weights=None, **overrides
             )
         overrides["num_classes"] = overrides.pop("classes")
     builder = cfg.builder_fn()
-    checkpoint_args = {}
+    checkpoint = None
     if pretrained not in (False, None):
         from hadamard_zoo import pretrained as _pretrained
 
-        entry = _pretrained.resolve(cfg.name, pretrained)[1]
-        checkpoint_args = dict((entry or {}).get("model_args") or {})  # e.g. an LM's tokenizer
-    base = {**cfg.arguments, **checkpoint_args}
+        checkpoint = _pretrained.resolve(cfg.name, pretrained)  # once: the loads below take it as is
+    base = {**cfg.arguments, **(checkpoint.model_args if checkpoint is not None else {})}  # e.g. an LM tokenizer
     arguments = {**base, **overrides}
     try:
         configs._check_arguments(builder, overrides, f"create_model({cfg.name!r})")
@@ -108,16 +107,13 @@ def create_model(model_name: str, /, pretrained=False, weights=None, **overrides
     if _takes(builder, "name"):
         arguments.setdefault("name", cfg.name)
     model = builder(**arguments)
-    if pretrained not in (False, None):
+    if checkpoint is not None:
         head_changes = {k: v for k, v in overrides.items() if k in HEAD_ARGUMENTS and v != base.get(k, _UNSET)}
-        if head_changes and isinstance(pretrained, (bool, str)):
+        if head_changes:
             # timm's convention: the checkpoint's backbone, a new (or no) head
-            source = create_model(
-                cfg.name, pretrained=pretrained, **{k: v for k, v in overrides.items() if k not in head_changes}
-            )
-            _pretrained.transfer_backbone(source, model, changed=sorted(head_changes))
+            _pretrained.load_backbone(model, cfg.name, checkpoint, changed=sorted(head_changes))
         else:
-            _pretrained.load_pretrained(model, cfg.name, pretrained)
+            _pretrained.load_pretrained(model, cfg.name, checkpoint)
     return model
 
 
