@@ -1,8 +1,9 @@
 """Keras layers built on :mod:`hadamard_zoo.ops` (all serializable as ``hadamard_zoo>Name``)."""
 
+from hadamard_zoo.layers.common import DropPath
 from hadamard_zoo.layers.gating import GLU, Star
 from hadamard_zoo.layers.polynomial import CCPPolynomial, NCPPolynomial
-from hadamard_zoo.layers.monet import DropPath, MuLayer, PolyBlock
+from hadamard_zoo.layers.monet import MuLayer, PolyBlock
 from hadamard_zoo.layers.pinet_blocks import ProductPolynomialBlock, SymmetricMaxPooling2D
 from hadamard_zoo.layers.cope import (
     ConvPolynomial,

@@ -6,13 +6,9 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
+from hadamard_zoo.checks import check_positive_int
 
 _FEATURE_MAPS = (None, "elu+1")
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def elu_plus_one(x):
@@ -69,9 +65,9 @@ class CausalLinearAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _positive_int("hidden_dim", hidden_dim)
-        _positive_int("num_heads", num_heads)
-        _positive_int("chunk_size", chunk_size)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        num_heads = check_positive_int("num_heads", num_heads)
+        chunk_size = check_positive_int("chunk_size", chunk_size)
         if hidden_dim % num_heads:
             raise ValueError(
                 f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads})."

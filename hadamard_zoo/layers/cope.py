@@ -22,12 +22,7 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
-from hadamard_zoo.ops import _checks
-
-
-def _check_positive_int(name, value, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+from hadamard_zoo.checks import check_degree, check_positive_int
 
 
 def _as_shape_list(input_shape):
@@ -167,8 +162,8 @@ class CoPEPolynomial(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("units", units)
-        _checks.check_degree(degree)
+        units = check_positive_int("units", units)
+        degree = check_degree(degree)
         self.units = units
         self.degree = degree
         self.skip = bool(skip)
@@ -268,8 +263,8 @@ class ConvPolynomial(keras.layers.Layer):
 
     def __init__(self, degree=3, kernel_size=3, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        _checks.check_degree(degree)
-        _check_positive_int("kernel_size", kernel_size)
+        degree = check_degree(degree)
+        kernel_size = check_positive_int("kernel_size", kernel_size)
         self.degree = degree
         self.kernel_size = kernel_size
         self.use_bias = bool(use_bias)
@@ -333,7 +328,7 @@ class ProjectionDiscriminatorHead(keras.layers.Layer):
 
     def __init__(self, num_classes, spectral_norm=True, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("num_classes", num_classes)
+        num_classes = check_positive_int("num_classes", num_classes)
         self.num_classes = num_classes
         self.spectral_norm = bool(spectral_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from hadamard_zoo import ops as hops
-from hadamard_zoo.ops.depthwise import _normalize_padding, _normalize_pair
+from hadamard_zoo.checks import check_padding, check_positive_int_pair
 
 
 @keras.saving.register_keras_serializable(package="hadamard_zoo")
@@ -34,9 +34,9 @@ class HadamardDepthwiseConv2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.kernel_size = _normalize_pair("kernel_size", kernel_size)
-        self.strides = _normalize_pair("strides", strides)
-        self.padding = _normalize_padding(padding)
+        self.kernel_size = check_positive_int_pair("kernel_size", kernel_size)
+        self.strides = check_positive_int_pair("strides", strides)
+        self.padding = check_padding(padding)
         self.use_bias = bool(use_bias)
         self.depthwise_initializer = keras.initializers.get(depthwise_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)

@@ -5,20 +5,13 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from hadamard_zoo import ops as hops
+from hadamard_zoo.checks import check_positive_int
 
 # the constant of the reference code (codes/model.py)
 _PI = 3.14159265358979323846
-
-
-def _positive_int(name, value):
-    """``int(value)``; a bool, a non-integer or a value below 1 is a ValueError."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _number(name, value, positive=False):
@@ -63,10 +56,10 @@ class RotatEScore(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_entities = _positive_int("num_entities", num_entities)
-        self.num_relations = _positive_int("num_relations", num_relations)
-        self.hidden_dim = _positive_int("hidden_dim", hidden_dim)
-        chunk_size = None if chunk_size is None else _positive_int("chunk_size", chunk_size)
+        self.num_entities = check_positive_int("num_entities", num_entities)
+        self.num_relations = check_positive_int("num_relations", num_relations)
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        chunk_size = check_positive_int("chunk_size", chunk_size, allow_none=True)
         self.gamma = _number("gamma", gamma)
         self.epsilon = _number("epsilon", epsilon)
         self.chunk_size = chunk_size

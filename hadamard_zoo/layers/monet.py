@@ -13,7 +13,8 @@
 * :class:`PolyBlock`: ``x += DropPath(Mu1(LN(x)))``; ``x += DropPath(Mu2(LN(x)))``
   with ONE LayerNorm shared by both sub-layers (eps 1e-6), Mu1 spatial with
   ``h = d``, Mu2 non-spatial with ``h = expansion_factor * d``.
-* :class:`DropPath`: per-sample stochastic depth (timm's ``DropPath``).
+* :class:`~hadamard_zoo.layers.DropPath` (per-sample stochastic depth) lives in
+  :mod:`hadamard_zoo.layers.common`; it is re-exported here, its first home.
 
 Initialisation follows the reference model: U1/U2/U3 Kaiming-normal (fan_in,
 gain sqrt(2)) with biases 1; C Kaiming-normal with bias 0; LayerNorm 1/0;
@@ -26,54 +27,8 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _check_rate(name, rate):
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}.")
-
-
-def kaiming_normal():
-    """torch.nn.init.kaiming_normal_ (fan_in, gain sqrt(2), untruncated normal)."""
-    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")
-
-
-@keras.saving.register_keras_serializable(package="hadamard_zoo")
-class DropPath(keras.layers.Layer):
-    """Stochastic depth: while training, zero the whole input of a sample with probability ``rate``
-    and scale the kept samples by ``1 / (1 - rate)`` (timm's ``DropPath``); identity at inference.
-
-    Input and output: any shape ``(batch, ...)``.
-    """
-
-    def __init__(self, rate=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        _check_rate("rate", rate)
-        self.rate = float(rate)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed) if self.rate > 0 else None
-
-    def call(self, inputs, training=None):
-        if not training or self.rate == 0.0:
-            return inputs
-        keep = 1.0 - self.rate
-        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
-        noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
-        mask = ops.floor(ops.add(noise, ops.cast(keep, inputs.dtype)))
-        return ops.multiply(inputs, ops.divide(mask, ops.cast(keep, inputs.dtype)))
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(rate=self.rate, seed=self.seed)
-        return config
+from hadamard_zoo.checks import check_positive_int, check_rate
+from hadamard_zoo.layers.common import DropPath, kaiming_normal  # also importable from here, their first home
 
 
 @keras.saving.register_keras_serializable(package="hadamard_zoo")
@@ -114,8 +69,8 @@ class MuLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _positive_int("hidden_features", hidden_features)
-        _positive_int("out_features", out_features)
+        hidden_features = check_positive_int("hidden_features", hidden_features)
+        out_features = check_positive_int("out_features", out_features)
         if hidden_features < 8:
             raise ValueError(
                 f"hidden_features must be >= 8 (the low-rank branch has hidden_features // 8 units), "
@@ -231,9 +186,9 @@ class PolyBlock(keras.layers.Layer):
 
     def __init__(self, embed_dim, expansion_factor=3, drop_path=0.0, epsilon=1e-6, seed=None, **kwargs):
         super().__init__(**kwargs)
-        _positive_int("embed_dim", embed_dim)
-        _positive_int("expansion_factor", expansion_factor)
-        _check_rate("drop_path", drop_path)
+        embed_dim = check_positive_int("embed_dim", embed_dim)
+        expansion_factor = check_positive_int("expansion_factor", expansion_factor)
+        drop_path = check_rate("drop_path", drop_path)
         if embed_dim < 8:
             raise ValueError(f"embed_dim must be >= 8 (the Mu-layers' low rank is width // 8), got {embed_dim}.")
         self.embed_dim = embed_dim

@@ -31,16 +31,8 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _conv_init():
-    # mmcv's Kaiming init for ResNet convs: normal, fan_out, gain sqrt(2).
-    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+from hadamard_zoo.checks import check_positive_int
+from hadamard_zoo.layers.common import conv_initializer
 
 
 def _strided_size(size, stride):
@@ -57,8 +49,8 @@ class SymmetricMaxPooling2D(keras.layers.Layer):
 
     def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
         super().__init__(**kwargs)
-        _positive_int("pool_size", pool_size)
-        _positive_int("strides", strides)
+        pool_size = check_positive_int("pool_size", pool_size)
+        strides = check_positive_int("strides", strides)
         if not isinstance(padding, int) or isinstance(padding, bool) or not 0 <= padding <= pool_size // 2:
             raise ValueError(f"padding must be an integer in [0, pool_size // 2], got {padding!r}.")
         self.pool_size = pool_size
@@ -126,8 +118,8 @@ class ProductPolynomialBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _positive_int("filters", filters)
-        _positive_int("strides", strides)
+        filters = check_positive_int("filters", filters)
+        strides = check_positive_int("strides", strides)
         if not 0.0 <= float(bn_momentum) < 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1) (Keras convention), got {bn_momentum!r}.")
         if not float(bn_epsilon) > 0.0:
@@ -139,7 +131,7 @@ class ProductPolynomialBlock(keras.layers.Layer):
         self.zero_init_last_bn = bool(zero_init_last_bn)
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _conv_init())
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or conv_initializer())
 
         self.pad1 = keras.layers.ZeroPadding2D(1, name="pad1", dtype=self.dtype_policy) if strides > 1 else None
         self.conv1 = self._conv(filters, 3, strides, "valid" if strides > 1 else "same", "conv1")

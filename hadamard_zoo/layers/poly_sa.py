@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from hadamard_zoo import ops as hops
+from hadamard_zoo.checks import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="hadamard_zoo")
@@ -35,8 +36,7 @@ class PolySA(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if channels is not None and (not isinstance(channels, int) or isinstance(channels, bool) or channels < 1):
-            raise ValueError(f"PolySA: channels must be a positive integer or None, got {channels!r}.")
+        channels = check_positive_int("channels", channels, owner="PolySA", allow_none=True)
         self.channels = channels
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.alpha_initializer = keras.initializers.get(alpha_initializer)

@@ -6,12 +6,7 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
-from hadamard_zoo.ops import _checks
-
-
-def _check_units(units):
-    if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-        raise ValueError(f"units must be a positive integer, got {units!r}.")
+from hadamard_zoo.checks import check_degree, check_positive_int
 
 
 _NORMALIZATIONS = {None, "batch", "layer"}
@@ -46,8 +41,8 @@ class _PolynomialBase(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_units(units)
-        _checks.check_degree(degree)
+        units = check_positive_int("units", units)
+        degree = check_degree(degree)
         _check_normalization(normalization)
         self.units = units
         self.degree = degree

@@ -22,16 +22,7 @@ import numpy as np
 from keras import ops
 
 from hadamard_zoo import ops as hops
-
-
-def _check_positive_int(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}.")
-
-
-def _check_rate(owner, rate):
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"{owner}: dropout must be a float in [0, 1), got {rate!r}.")
+from hadamard_zoo.checks import check_positive_int, check_rate
 
 
 def _check_sequence_input(owner, input_shape):
@@ -100,9 +91,9 @@ class GatedConv1D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("GatedConv1D", "filters", filters)
-        _check_positive_int("GatedConv1D", "kernel_size", kernel_size)
-        _check_positive_int("GatedConv1D", "dilation_rate", dilation_rate)
+        filters = check_positive_int("filters", filters, owner="GatedConv1D")
+        kernel_size = check_positive_int("kernel_size", kernel_size, owner="GatedConv1D")
+        dilation_rate = check_positive_int("dilation_rate", dilation_rate, owner="GatedConv1D")
         self.filters = filters
         self.kernel_size = kernel_size
         self.causal = bool(causal)
@@ -181,8 +172,8 @@ def _normalize_convolutions(owner, convolutions):
         if not isinstance(spec, (list, tuple)) or len(spec) != 2:
             raise ValueError(f"{owner}: each convolution must be a (filters, kernel_size) pair, got {spec!r}.")
         filters, kernel_size = spec
-        _check_positive_int(owner, "filters", filters)
-        _check_positive_int(owner, "kernel_size", kernel_size)
+        filters = check_positive_int("filters", filters, owner=owner)
+        kernel_size = check_positive_int("kernel_size", kernel_size, owner=owner)
         out.append((int(filters), int(kernel_size)))
     return out
 
@@ -219,7 +210,7 @@ class GatedResidualBlock(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.convolutions = _normalize_convolutions(type(self).__name__, convolutions)
-        _check_rate(type(self).__name__, dropout)
+        check_rate("dropout", dropout, owner=type(self).__name__)
         self.causal = bool(causal)
         self.gate_activation = hops.canonical_activation(gate_activation)
         self.dropout = float(dropout)
@@ -298,9 +289,9 @@ class GatedBottleneckBlock(GatedResidualBlock):
 
     def __init__(self, filters, bottleneck_filters, kernel_size, **kwargs):
         kwargs.pop("convolutions", None)
-        _check_positive_int("GatedBottleneckBlock", "filters", filters)
-        _check_positive_int("GatedBottleneckBlock", "bottleneck_filters", bottleneck_filters)
-        _check_positive_int("GatedBottleneckBlock", "kernel_size", kernel_size)
+        filters = check_positive_int("filters", filters, owner="GatedBottleneckBlock")
+        bottleneck_filters = check_positive_int("bottleneck_filters", bottleneck_filters, owner="GatedBottleneckBlock")
+        kernel_size = check_positive_int("kernel_size", kernel_size, owner="GatedBottleneckBlock")
         super().__init__([(bottleneck_filters, 1), (bottleneck_filters, kernel_size), (filters, 1)], **kwargs)
         self.bottleneck_filters = bottleneck_filters
         self.kernel_size = kernel_size
@@ -339,10 +330,10 @@ class GLUFeedForward(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("GLUFeedForward", "hidden_dim", hidden_dim)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim, owner="GLUFeedForward")
         if output_dim is not None:
-            _check_positive_int("GLUFeedForward", "output_dim", output_dim)
-        _check_rate("GLUFeedForward", dropout)
+            output_dim = check_positive_int("output_dim", output_dim, owner="GLUFeedForward")
+        check_rate("dropout", dropout, owner="GLUFeedForward")
         self.hidden_dim = hidden_dim
         self.output_dim = output_dim
         self.activation = hops.canonical_activation(activation)
@@ -428,7 +419,7 @@ class AdaptiveSoftmax(keras.layers.Layer):
 
     def __init__(self, vocab_size, cutoffs, div_value=4.0, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("AdaptiveSoftmax", "vocab_size", vocab_size)
+        vocab_size = check_positive_int("vocab_size", vocab_size, owner="AdaptiveSoftmax")
         cutoffs = [int(c) for c in cutoffs]
         if cutoffs and cutoffs[-1] == vocab_size:
             cutoffs = cutoffs[:-1]
@@ -439,7 +430,7 @@ class AdaptiveSoftmax(keras.layers.Layer):
             )
         if not div_value > 0:
             raise ValueError(f"AdaptiveSoftmax: div_value must be > 0, got {div_value!r}.")
-        _check_rate("AdaptiveSoftmax", dropout)
+        check_rate("dropout", dropout, owner="AdaptiveSoftmax")
         self.vocab_size = vocab_size
         self.cutoffs = cutoffs
         self.div_value = float(div_value)
@@ -533,7 +524,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     def __init__(self, max_length, initializer=None, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("PositionEmbedding", "max_length", max_length)
+        max_length = check_positive_int("max_length", max_length, owner="PositionEmbedding")
         self.max_length = max_length
         self.initializer = keras.initializers.get(initializer or keras.initializers.RandomNormal(stddev=0.02))
 

@@ -18,13 +18,9 @@ import keras
 from keras import ops
 
 from hadamard_zoo import ops as hops
+from hadamard_zoo.checks import check_positive_int, check_rate
+from hadamard_zoo.layers.common import DropPath
 from hadamard_zoo.layers.depthwise import HadamardDepthwiseConv2D
-from hadamard_zoo.layers.monet import DropPath
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _default_kernel_init():
@@ -72,9 +68,9 @@ class StarConvBN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _positive_int("filters", filters)
-        _positive_int("kernel_size", kernel_size)
-        _positive_int("strides", strides)
+        filters = check_positive_int("filters", filters)
+        kernel_size = check_positive_int("kernel_size", kernel_size)
+        strides = check_positive_int("strides", strides)
         if kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd (symmetric PyTorch-style padding (k - 1) // 2), got {kernel_size}."
@@ -215,10 +211,9 @@ class StarBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _positive_int("dim", dim)
-        _positive_int("mlp_ratio", mlp_ratio)
-        if not 0.0 <= float(drop_path) < 1.0:
-            raise ValueError(f"drop_path must be in [0, 1), got {drop_path!r}.")
+        dim = check_positive_int("dim", dim)
+        mlp_ratio = check_positive_int("mlp_ratio", mlp_ratio)
+        drop_path = check_rate("drop_path", drop_path)
         self.dim = dim
         self.mlp_ratio = mlp_ratio
         self.drop_path = float(drop_path)

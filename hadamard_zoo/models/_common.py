@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import keras
 
+from hadamard_zoo.checks import check_positive_int
+
 _POOLINGS = (None, "avg", "max")
 
 
 def validate_classifier_args(include_top, pooling, num_classes, classifier_activation, input_shape, min_size=8):
     if pooling not in _POOLINGS:
         raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}.")
-    if include_top and (not isinstance(num_classes, int) or num_classes < 1):
-        raise ValueError(f"num_classes must be a positive integer when include_top=True, got {num_classes!r}.")
+    if include_top:
+        check_positive_int("num_classes", num_classes, what="needed when include_top=True")
     if input_shape is not None:
         shape = tuple(input_shape)
         if len(shape) != 3:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from hadamard_zoo.checks import check_positive_int
 from hadamard_zoo.text import CharTokenizer
 
 
@@ -98,8 +99,7 @@ def generate(model, prompt_ids, num_tokens, temperature=1.0, seed=None, top_k=No
         raise ValueError(f"generate: num_tokens must be a non-negative integer, got {num_tokens!r}.")
     if not isinstance(temperature, (int, float)) or temperature < 0:
         raise ValueError(f"generate: temperature must be >= 0 (0 is greedy), got {temperature!r}.")
-    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"generate: top_k must be a positive integer or None, got {top_k!r}.")
+    check_positive_int("top_k", top_k, owner="generate", allow_none=True)
     squeeze = ids.ndim == 1
     tokens = ids.reshape(1, -1) if squeeze else ids
     tokens = tokens.astype(np.int32)
@@ -141,8 +141,7 @@ class CausalLM(keras.Model):
     def __init__(self, *args, context_length=None, receptive_field=None, tokenizer=None, **kwargs):
         super().__init__(*args, **kwargs)
         for name, value in (("context_length", context_length), ("receptive_field", receptive_field)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"CausalLM: {name} must be a positive integer or None, got {value!r}.")
+            check_positive_int(name, value, owner="CausalLM", allow_none=True)
         self.context_length = context_length
         self.receptive_field = receptive_field
         self.tokenizer = tokenizer

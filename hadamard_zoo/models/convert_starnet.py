@@ -1,9 +1,10 @@
 """Load a PyTorch StarNet ``state_dict`` (timm ``starnet_*`` or the authors' checkpoints) into Keras.
 
->>> import torch
->>> from hadamard_zoo.models.convert_starnet import starnet_from_torch
->>> sd = torch.load("starnet_s1.pth.tar", map_location="cpu")      # {"state_dict": {...}} or the dict itself
->>> model = starnet_from_torch("starnet_s1", sd)                     # takes [0, 255] pixels, NHWC
+With PyTorch installed, and ``torch`` imported by the caller::
+
+    from hadamard_zoo.models.convert_starnet import starnet_from_torch
+    sd = torch.load("starnet_s1.pth.tar", map_location="cpu")      # {"state_dict": {...}} or the dict itself
+    model = starnet_from_torch("starnet_s1", sd)                     # takes [0, 255] pixels, NHWC
 
 Layouts: convolution ``(O, I, kh, kw)`` -> Keras ``(kh, kw, I, O)``; depthwise
 ``(C, 1, kh, kw)`` -> ``(kh, kw, C, 1)``; Linear ``(O, I)`` -> ``(I, O)``;

@@ -1,8 +1,76 @@
-"""Input validation shared by the ops: clear ValueErrors, no silent reshaping."""
+"""Input validation shared by the ops: clear ValueErrors, no silent reshaping.
+
+The argument checks (``check_positive_int``, ``check_rate``, ...) are public as
+:mod:`hadamard_zoo.checks`; code outside :mod:`hadamard_zoo.ops` imports them from there.
+"""
 
 from __future__ import annotations
 
+import numbers
+
 from keras import ops
+
+
+def check_positive_int(name: str, value, owner: str | None = None, allow_none: bool = False, what: str | None = None):
+    """``int(value)`` if ``value`` is an integer >= 1, else a ``ValueError``.
+
+    ``bool``, floats (``1.5`` and also ``2.0``), strings and values below 1 are
+    refused; Python and NumPy integers are accepted.  With ``allow_none``,
+    ``None`` is returned as ``None``.  The message reads
+    ``"{owner}: {name} must be a positive integer ({what}) [or None], got {value!r}."``
+    (the ``owner: `` prefix and the ``(what)`` only when given), e.g.
+    ``check_positive_int("chunk_size", 0, what="time steps per chunk")``::
+
+        ValueError: chunk_size must be a positive integer (time steps per chunk), got 0.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        prefix = f"{owner}: " if owner else ""
+        detail = f" ({what})" if what else ""
+        alternative = " or None" if allow_none else ""
+        raise ValueError(f"{prefix}{name} must be a positive integer{detail}{alternative}, got {value!r}.")
+    return int(value)
+
+
+def check_positive_int_list(name: str, values):
+    """``[int, ...]`` from a non-empty sequence of integers >= 1 (stage depths, widths), else a ``ValueError``."""
+    values = list(values)
+    if not values or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in values):
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}.")
+    return [int(v) for v in values]
+
+
+def check_rate(name: str, rate, owner: str | None = None):
+    """``float(rate)`` for a probability in ``[0, 1)`` (a dropout or drop-path rate), else a ``ValueError``."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= float(rate) < 1.0:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}{name} must be a number in [0, 1), got {rate!r}.")
+    return float(rate)
+
+
+def check_positive_int_pair(name: str, value):
+    """``(a, b)`` from a positive integer ``a`` (``(a, a)``) or a pair of them, else a ``ValueError``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise ValueError(f"{name} must be a positive integer or a pair of them, got {value!r}.")
+    return tuple(value)
+
+
+PADDINGS = ("same", "valid")
+
+
+def check_padding(padding):
+    """``"same"`` or ``"valid"`` (any case), lower-cased, else a ``ValueError``."""
+    p = padding.lower() if isinstance(padding, str) else padding
+    if p not in PADDINGS:
+        raise ValueError(f"padding must be one of {list(PADDINGS)}, got {padding!r}.")
+    return p
 
 
 def shape_of(x):
@@ -45,10 +113,8 @@ def check_last_dim(name: str, x, expected: int, what: str):
 
 
 def check_degree(degree):
-    if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
-        raise ValueError(
-            f"degree must be an integer >= 1 (the order of the polynomial), got {degree!r}."
-        )
+    """``int(degree)`` for a polynomial degree (an integer >= 1), else a ``ValueError``."""
+    return check_positive_int("degree", degree, what="the order of the polynomial")
 
 
 def is_floating(x) -> bool:

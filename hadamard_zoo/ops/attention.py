@@ -34,13 +34,6 @@ from hadamard_zoo.ops._dispatch import dispatch
 
 
 # ---------------------------------------------------------------- validation
-def _check_chunk_size(chunk_size):
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(
-            f"chunk_size must be a positive integer (time steps per chunk), got {chunk_size!r}."
-        )
-
-
 def _check_eps(eps):
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
         raise ValueError(f"eps must be a non-negative number, got {eps!r}.")
@@ -112,7 +105,7 @@ def causal_linear_attention(q, k, v, normalize=False, eps=1e-6, chunk_size=128):
     accelerated path (all backends) is the chunked form with O(T) memory.
     """
     _check_qkv("causal_linear_attention", q, k, v)
-    _check_chunk_size(chunk_size)
+    chunk_size = _checks.check_positive_int("chunk_size", chunk_size, what="time steps per chunk")
     _check_eps(eps)
     return dispatch(
         "causal_linear_attention",

@@ -35,28 +35,6 @@ from keras import ops
 from hadamard_zoo.ops import _checks
 from hadamard_zoo.ops._dispatch import dispatch
 
-_PADDINGS = ("same", "valid")
-
-
-def _normalize_pair(name, value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        raise ValueError(f"{name} must be a positive integer or a pair of them, got {value!r}.")
-    return tuple(value)
-
-
-def _normalize_padding(padding):
-    p = padding.lower() if isinstance(padding, str) else padding
-    if p not in _PADDINGS:
-        raise ValueError(f"padding must be one of {list(_PADDINGS)}, got {padding!r}.")
-    return p
-
-
 def same_padding(size, k, stride=1):
     """Keras/TF "same" padding ``(before, after)`` of one spatial axis.
 
@@ -113,8 +91,8 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="same"):
     if bias is not None:
         _checks.check_rank("depthwise_conv2d: bias", bias, rank=1)
         _checks.check_last_dim("depthwise_conv2d: bias", bias, ks[2], "kernel (kh, kw, C, 1)")
-    strides = _normalize_pair("strides", strides)
-    padding = _normalize_padding(padding)
+    strides = _checks.check_positive_int_pair("strides", strides)
+    padding = _checks.check_padding(padding)
     if padding == "valid":
         xs = _checks.shape_of(x)
         for axis, (size, k) in enumerate(zip(xs[1:3], ks[:2])):

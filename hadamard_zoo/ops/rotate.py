@@ -161,10 +161,7 @@ def rotate_score_all(query, relation_phase, entity_table, mode="tail", chunk_siz
             f"rotate_score_all: query ({_checks.shape_of(query)}) and relation_phase "
             f"({_checks.shape_of(relation_phase)}) must have the same batch size."
         )
-    if chunk_size is not None and (
-        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive integer (entities per chunk) or None, got {chunk_size!r}.")
+    chunk_size = _checks.check_positive_int("chunk_size", chunk_size, allow_none=True, what="entities per chunk")
     return dispatch(
         "rotate_score_all",
         rotate_score_all_reference,

@@ -18,7 +18,10 @@ iterations).
 
 Gradients need the backend: the JAX step is stateless (``stateless_call`` +
 ``optimizer.stateless_apply``), TensorFlow uses ``GradientTape``, torch
-``backward()``; the backend library is imported inside those functions only.
+``backward()``; those three steps live in :mod:`hadamard_zoo.ops.gan_steps`
+(the only package that imports a backend library is :mod:`hadamard_zoo.ops`)
+and use the shared pieces below (``_unpack``, ``_chunks``, ``_samples``,
+``_update_ema``, ``_ema_values``, ``_index_maps``, ``_logs``).
 The two optimizers are combined in a ``keras.optimizers.MultiOptimizer`` (so
 that ``fit`` carries both optimizers' state on JAX); each is applied to its own
 network's variables only.
@@ -50,6 +53,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+
+from hadamard_zoo.checks import check_positive_int
+from hadamard_zoo.ops import gan_steps
 
 #: The released CoPE CIFAR-10 recipe (jobs/cope_neurips21/cifar10_cnn_2var_prodpoly_linear_conditional.yml).
 #: ``n_dis_schedule``: ``(until_iteration, n_dis)``: n_dis for iterations < until_iteration.
@@ -102,7 +108,7 @@ def standing_batchnorm_statistics(generator, num_classes, num_samples=2048, seed
     """
     from hadamard_zoo.models.architectures.cope import sample_noise
 
-    _check_positive_int("num_samples", num_samples)
+    check_positive_int("num_samples", num_samples)
     layers = [l for l in generator._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
     momenta = [l.momentum for l in layers]
     z = sample_noise(num_samples, generator.inputs[0].shape[-1], seed)
@@ -115,11 +121,6 @@ def standing_batchnorm_statistics(generator, num_classes, num_samples=2048, seed
         for l, m in zip(layers, momenta):
             l.momentum = m
     return generator
-
-
-def _check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 class ConditionalGAN(keras.Model):
@@ -148,11 +149,11 @@ class ConditionalGAN(keras.Model):
         super().__init__(**kwargs)
         if latent_dim is None:
             latent_dim = generator.inputs[0].shape[-1]
-        _check_positive_int("latent_dim", latent_dim)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("n_dis", n_dis)
+        check_positive_int("latent_dim", latent_dim)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("n_dis", n_dis)
         if g_batch_size is not None:
-            _check_positive_int("g_batch_size", g_batch_size)
+            check_positive_int("g_batch_size", g_batch_size)
         if g_ema_momentum is not None and not (isinstance(g_ema_momentum, (int, float)) and 0.0 <= g_ema_momentum < 1.0):
             raise ValueError(f"g_ema_momentum must be a number in [0, 1) or None, got {g_ema_momentum!r}.")
         self.generator = generator
@@ -266,13 +267,14 @@ class ConditionalGAN(keras.Model):
         return d, self._sample(gb)
 
     def train_step(self, *args):
+        """One generator iteration; the gradient code is the backend's, in :mod:`hadamard_zoo.ops.gan_steps`."""
         backend = keras.config.backend()
         if backend == "jax":
-            return self._train_step_jax(*args)
+            return gan_steps.jax_train_step(self, *args, hinge_d_loss, hinge_g_loss)
         if backend == "tensorflow":
-            return self._train_step_tf(*args)
+            return gan_steps.tensorflow_train_step(self, *args, hinge_d_loss, hinge_g_loss)
         if backend == "torch":
-            return self._train_step_torch(*args)
+            return gan_steps.torch_train_step(self, *args, hinge_d_loss, hinge_g_loss)
         raise NotImplementedError(f"ConditionalGAN has no train step for the {backend} backend.")
 
     def _logs(self, d_real, d_fake):
@@ -280,71 +282,10 @@ class ConditionalGAN(keras.Model):
         logs.update(d_real=d_real, d_fake=d_fake)
         return logs
 
-    # --------------------------------------------------------------- TensorFlow
-    def _train_step_tf(self, data):
-        import tensorflow as tf
-
-        G, D = self.generator, self.discriminator
-        x, y = self._unpack(data)
-        chunks, b = self._chunks(x, y)
-        d_noise, (zg, cg) = self._samples(b)
-        for i, ((xb, yb), (z, c)) in enumerate(zip(chunks, d_noise)):
-            fake = ops.stop_gradient(G([z, c], training=True))
-            with tf.GradientTape() as tape:
-                logits = D([ops.concatenate([xb, ops.cast(fake, xb.dtype)], 0), ops.concatenate([yb, c], 0)], training=True)
-                real_l, fake_l = logits[:b], logits[b:]
-                d_loss = hinge_d_loss(real_l, fake_l)
-            grads = tape.gradient(d_loss, D.trainable_variables)
-            self.d_optimizer.apply(grads, D.trainable_variables)
-            self.d_loss_tracker.update_state(d_loss)
-            if i == 0:
-                with tf.GradientTape() as tape:
-                    g_loss = hinge_g_loss(D([G([zg, cg], training=True), cg], training=True))
-                grads = tape.gradient(g_loss, G.trainable_variables)
-                self.g_optimizer.apply(grads, G.trainable_variables)
-                self._update_ema()
-                self.g_loss_tracker.update_state(g_loss)
-        self.optimizer.iterations.assign_add(1)
-        return self._logs(ops.mean(real_l), ops.mean(fake_l))
-
-    # -------------------------------------------------------------------- torch
-    def _train_step_torch(self, data):
-        import torch
-
-        G, D = self.generator, self.discriminator
-        x, y = self._unpack(data)
-        chunks, b = self._chunks(x, y)
-        d_noise, (zg, cg) = self._samples(b)
-
-        def step(loss, variables, optimizer):
-            self.zero_grad()
-            loss.backward()
-            grads = [v.value.grad for v in variables]
-            with torch.no_grad():
-                optimizer.apply(grads, variables)
-
-        for i, ((xb, yb), (z, c)) in enumerate(zip(chunks, d_noise)):
-            with torch.no_grad():
-                fake = G([z, c], training=True)
-            logits = D([ops.concatenate([xb, ops.cast(fake, xb.dtype)], 0), ops.concatenate([yb, c], 0)], training=True)
-            real_l, fake_l = logits[:b], logits[b:]
-            d_loss = hinge_d_loss(real_l, fake_l)
-            step(d_loss, D.trainable_variables, self.d_optimizer)
-            self.d_loss_tracker.update_state(d_loss.detach())
-            if i == 0:
-                g_loss = hinge_g_loss(D([G([zg, cg], training=True), cg], training=True))
-                step(g_loss, G.trainable_variables, self.g_optimizer)
-                with torch.no_grad():
-                    self._update_ema()
-                self.g_loss_tracker.update_state(g_loss.detach())
-        self.zero_grad()
-        with torch.no_grad():
-            self.optimizer.iterations.assign_add(1)
-        return self._logs(ops.mean(real_l.detach()), ops.mean(fake_l.detach()))
-
-    # ---------------------------------------------------------------------- JAX
+    # ------------------------------------------------------- JAX step's state
     def _index_maps(self):
-        """Positions of G's / D's variables in the model state lists (computed at trace time)."""
+        """Positions of G's / D's variables in the model state lists (computed at trace time;
+        used by :func:`hadamard_zoo.ops.gan_steps.jax_train_step`)."""
 
         def positions(all_vars, sub):
             where = {id(v): i for i, v in enumerate(all_vars)}
@@ -363,74 +304,6 @@ class ConditionalGAN(keras.Model):
             it=positions(ov, [self.optimizer.iterations])[0],
             ema=positions(ntv, self.g_ema_variables),
         )
-
-    def _train_step_jax(self, state, data):
-        import jax
-
-        G, D = self.generator, self.discriminator
-        tv, ntv, ov, mv = (list(s) for s in state)
-        idx = self._index_maps()
-
-        def take(values, positions):
-            return [values[i] for i in positions]
-
-        def put(values, positions, new):
-            for i, v in zip(positions, new):
-                values[i] = v
-
-        g_tv, d_tv = take(tv, idx["g_t"]), take(tv, idx["d_t"])
-        g_ntv, d_ntv = take(ntv, idx["g_nt"]), take(ntv, idx["d_nt"])
-        g_ov, d_ov = take(ov, idx["g_o"]), take(ov, idx["d_o"])
-
-        x, y = self._unpack(data)
-        chunks, b = self._chunks(x, y)
-        with keras.StatelessScope(state_mapping=[(self.seed_generator.state, ntv[idx["seed"]])]) as scope:
-            d_noise, (zg, cg) = self._samples(b)
-            ntv[idx["seed"]] = scope.get_current_value(self.seed_generator.state)
-
-        def d_loss_fn(d_tv, d_ntv, g_ntv, xb, yb, z, c):
-            fake, g_ntv = G.stateless_call(g_tv, g_ntv, [z, c], training=True)
-            fake = jax.lax.stop_gradient(fake)
-            images = ops.concatenate([xb, ops.cast(fake, xb.dtype)], 0)
-            logits, d_ntv = D.stateless_call(d_tv, d_ntv, [images, ops.concatenate([yb, c], 0)], training=True)
-            real_l, fake_l = logits[:b], logits[b:]
-            return hinge_d_loss(real_l, fake_l), (d_ntv, g_ntv, ops.mean(real_l), ops.mean(fake_l))
-
-        def g_loss_fn(g_tv, g_ntv, d_ntv):
-            fake, g_ntv = G.stateless_call(g_tv, g_ntv, [zg, cg], training=True)
-            logits, d_ntv = D.stateless_call(d_tv, d_ntv, [fake, cg], training=True)
-            return hinge_g_loss(logits), (g_ntv, d_ntv)
-
-        d_grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
-        g_grad_fn = jax.value_and_grad(g_loss_fn, has_aux=True)
-        metrics = self.metrics
-        n_d = len(metrics[0].variables)
-        d_mv, g_mv = mv[:n_d], mv[n_d:]
-        for i, ((xb, yb), (z, c)) in enumerate(zip(chunks, d_noise)):
-            (d_loss, (d_ntv, g_ntv, d_real, d_fake)), grads = d_grad_fn(d_tv, d_ntv, g_ntv, xb, yb, z, c)
-            d_tv, d_ov = self.d_optimizer.stateless_apply(d_ov, grads, d_tv)
-            d_mv = self.d_loss_tracker.stateless_update_state(d_mv, d_loss)
-            if i == 0:
-                (g_loss, (g_ntv, d_ntv)), grads = g_grad_fn(g_tv, g_ntv, d_ntv)
-                g_tv, g_ov = self.g_optimizer.stateless_apply(g_ov, grads, g_tv)
-                put(ntv, idx["ema"], self._ema_values(take(ntv, idx["ema"]), g_tv))
-                g_mv = self.g_loss_tracker.stateless_update_state(g_mv, g_loss)
-
-        put(tv, idx["g_t"], g_tv)
-        put(tv, idx["d_t"], d_tv)
-        put(ntv, idx["g_nt"], g_ntv)
-        put(ntv, idx["d_nt"], d_ntv)
-        put(ov, idx["g_o"], g_ov)
-        put(ov, idx["d_o"], d_ov)
-        ov[idx["it"]] = ov[idx["it"]] + 1
-        mv = list(d_mv) + list(g_mv)
-        logs = {
-            "d_loss": self.d_loss_tracker.stateless_result(d_mv),
-            "g_loss": self.g_loss_tracker.stateless_result(g_mv),
-            "d_real": d_real,
-            "d_fake": d_fake,
-        }
-        return logs, (tv, ntv, ov, mv)
 
 
 class RandomBatches(keras.utils.PyDataset):

@@ -33,6 +33,7 @@ import re
 
 import keras
 
+from hadamard_zoo.checks import check_positive_int
 from hadamard_zoo.layers.sequence import (
     AdaptiveSoftmax,
     GatedBottleneckBlock,
@@ -158,8 +159,7 @@ def build_gcnn_lm(
     """
     if not isinstance(vocab_size, int) or vocab_size < 2:
         raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}.")
-    if not isinstance(embedding_dim, int) or embedding_dim < 1:
-        raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}.")
+    check_positive_int("embedding_dim", embedding_dim)
     if head not in _HEADS:
         raise ValueError(f"head must be one of {_HEADS}, got {head!r}.")
     if head == "adaptive" and not adaptive_cutoffs:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import keras
 
+from hadamard_zoo.checks import check_positive_int
 from hadamard_zoo.layers.sequence import GLUFeedForward, PositionEmbedding
 from hadamard_zoo.models._generation import CausalLM
 
@@ -80,8 +81,7 @@ def build_linear_attention_lm(
         raise ValueError(f"positional_embedding must be one of {_POSITIONAL}, got {positional_embedding!r}.")
     positive = (("vocab_size", vocab_size), ("hidden_dim", hidden_dim), ("num_layers", num_layers), ("num_heads", num_heads))
     for arg, value in positive:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}.")
+        check_positive_int(arg, value)
     if not isinstance(context_length, int) or context_length < 1:
         raise ValueError(f"context_length must be a positive integer, got {context_length!r}.")
     if architecture == "s21" and (num_layers != 1 or num_heads != 1):

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import keras
 
+from hadamard_zoo.checks import check_positive_int_list
 from hadamard_zoo.layers import PolyBlock
 from hadamard_zoo.models import _common
 
 
 def _int_list(name, values):
-    values = list(values)
-    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}.")
-    return values
+    return check_positive_int_list(name, values)
 
 
 def build_monet(

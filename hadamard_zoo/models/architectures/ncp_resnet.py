@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import keras
 
+from hadamard_zoo.checks import check_positive_int_list
 from hadamard_zoo.layers import ProductPolynomialBlock, SymmetricMaxPooling2D
-from hadamard_zoo.layers.pinet_blocks import _conv_init
+from hadamard_zoo.layers.common import conv_initializer
 from hadamard_zoo.models import _common
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,10 +31,7 @@ _STEMS = ("imagenet", "cifar")
 
 
 def _int_list(name, values):
-    values = list(values)
-    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}.")
-    return values
+    return check_positive_int_list(name, values)
 
 
 def build_ncp_resnet(
@@ -108,11 +106,11 @@ def build_ncp_resnet(
     if stem == "imagenet":
         x = keras.layers.ZeroPadding2D(3, name="stem_pad")(x)
         x = keras.layers.Conv2D(
-            stem_width, 7, strides=2, use_bias=False, kernel_initializer=_conv_init(), name="stem_conv"
+            stem_width, 7, strides=2, use_bias=False, kernel_initializer=conv_initializer(), name="stem_conv"
         )(x)
     else:
         x = keras.layers.Conv2D(
-            stem_width, 3, padding="same", use_bias=False, kernel_initializer=_conv_init(), name="stem_conv"
+            stem_width, 3, padding="same", use_bias=False, kernel_initializer=conv_initializer(), name="stem_conv"
         )(x)
     x = keras.layers.BatchNormalization(name="stem_bn", **bn)(x)
     if use_relu:
