@@ -53,8 +53,10 @@ def _parser():
 
     s = sub.add_parser("train", help="train a model by its recipe (zoo_configs/recipes/)")
     s.add_argument("model")
-    s.add_argument("--dataset", help="cifar10 | fashion_mnist | mnist_5k | tiny_shakespeare (default: the recipe's)")
+    s.add_argument("--dataset", help="cifar10 | fashion_mnist | mnist_5k | tiny_shakespeare | a KG dataset such as "
+                   "WN18RR (default: the recipe's; `hadamard-zoo datasets` lists them)")
     s.add_argument("--epochs", type=int)
+    s.add_argument("--steps", type=int, help="knowledge-graph models: optimizer steps in all (the recipe's steps)")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate")
     s.add_argument("--seed", type=int)
@@ -132,7 +134,7 @@ def cmd_list(args):
     for n in names:
         cfg = models.get_config(n)
         rows.append((n, cfg.family, _fmt_params(cfg.meta.get("params")), "yes" if n in with_weights else "no",
-                     recipes[n].dataset if n in recipes else "-"))
+                     (recipes[n].values.get("dataset") or "any (--dataset)") if n in recipes else "-"))
     header = ("name", "family", "params (published)", "pretrained", "recipe")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     for r in [header, tuple("-" * w for w in widths)] + rows:
@@ -173,37 +175,39 @@ def cmd_info(args):
 
         r = resolve_recipe(info["name"]).to_dict()
         print(f"  recipe ({recipe.source}):")
-        for key in ("dataset", "epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "schedule",
-                    "warmup_epochs", "label_smoothing", "augment", "validation_split"):
+        keys = ["dataset", "epochs", *(k for k in recipe.values if k not in ("dataset", "epochs", "description",
+                                                                          "by_dataset"))]
+        for key in keys:  # the recipe file's own keys (the rest are defaults: `info --json` shows all)
             print(f"    {key:18} {r.get(key)}")
         print(f"  train: hadamard-zoo train {info['name']}")
     return 0
 
 
 def cmd_datasets(args):
-    from hadamard_zoo.data import DATASETS
-    from hadamard_zoo.data import images, text
-    from hadamard_zoo.data._common import DatasetNotFoundError, find_file
+    from hadamard_zoo.data import DATASETS, DatasetNotFoundError, images, kg, text
 
     finders = {
-        "cifar10": lambda: images.cifar10_path(),
-        "fashion_mnist": lambda: images._find_idx(images.FASHION_MNIST_FILES["train"][0], None).parent,
-        "mnist_5k": lambda: images.mnist_5k_path(),
-        "tiny_shakespeare": lambda: find_file(text.TINY_SHAKESPEARE_FILE),
+        "cifar10": images.cifar10_path,
+        "fashion_mnist": images.fashion_mnist_path,
+        "mnist_5k": images.mnist_5k_path,
+        "tiny_shakespeare": text.tiny_shakespeare_path,
     }
-    for name, info in DATASETS.items():
+    rows = [(name, info.display, finders[name]) for name, info in DATASETS.items()]
+    rows += [(name, "knowledge graph", lambda name=name: kg.dataset_path(name)) for name in kg.known_datasets()]
+    for name, display, find in rows:
         try:
-            where = str(finders[name]())
+            where = str(find())
         except DatasetNotFoundError as exc:
             where = "MISSING - " + str(exc).splitlines()[-1]
-        print(f"{name:18} {info.display}\n{'':18} {where}")
+        print(f"{name:18} {display}\n{'':18} {where}")
     return 0
 
 
 def cmd_train(args):
     from hadamard_zoo import training
+    from hadamard_zoo.training import command_text
 
-    overrides = training.recipes.parse_set(args.set_values)
+    overrides = command_text.parse_set(args.set_values)
     if args.learning_rate is not None:
         overrides["learning_rate"] = args.learning_rate
     if args.seed is not None:
@@ -213,12 +217,12 @@ def cmd_train(args):
     if args.augment is not None:  # merged onto the recipe's augmentations (for --dataset's entry)
         from hadamard_zoo.models import get_config
 
-        changes = training.recipes.parse_augment(args.augment)
+        changes = command_text.parse_augment(args.augment)
         base = training.resolve_recipe(get_config(args.model).name, args.dataset)
         overrides["augment"] = {**base.values["augment"], **changes}
     verbose = "auto" if args.verbose is None else args.verbose
     results = training.train(
-        args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        args.model, dataset=args.dataset, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
         output_dir=args.output_dir, resume=not args.no_resume, limit=args.limit, verbose=verbose,
         data_dir=args.data_dir, cache_dir=args.cache_dir, **overrides,
     )
@@ -305,7 +309,7 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from hadamard_zoo.data._common import DatasetNotFoundError
+    from hadamard_zoo.data import DatasetNotFoundError
 
     try:
         return COMMANDS[args.command](args)

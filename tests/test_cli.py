@@ -66,6 +66,7 @@ def test_train_augment_flag_changes_only_the_named_augmentations(monkeypatch):
     """``--augment k=v,...`` merges onto the recipe's augmentations, and the command recorded for the
     run (``command_line``) spells the change out again, so a manifest's train_command reproduces it."""
     from hadamard_zoo import training
+    from hadamard_zoo.training import command_text
     from hadamard_zoo.training import recipes as R
 
     seen = {}
@@ -74,11 +75,11 @@ def test_train_augment_flag_changes_only_the_named_augmentations(monkeypatch):
     assert cli.main(argv) == 0
     assert seen["augment"] == {"crop_padding": 4, "flip": True, "mixup": 0.2, "cutmix": 1.0}
     recipe = R.resolve_recipe("monet_cifar", epochs=12, learning_rate=seen["learning_rate"], augment=seen["augment"])
-    command = R.command_line("monet_cifar", recipe)
+    command = command_text.command_line("monet_cifar", recipe)
     assert command == "hadamard-zoo train monet_cifar --epochs 12 --lr 0.0005 --augment cutmix=1.0,mixup=0.2"
-    assert R.parse_augment("flip=false, cutout=8") == {"flip": False, "cutout": 8}
-    assert R.format_augment({"crop_padding": 4}, {"crop_padding": 4, "flip": True}) == "flip=false"
-    assert R.format_augment({"crop_padding": 4, "flip": True}, {"crop_padding": 4, "flip": True}) == ""
+    assert command_text.parse_augment("flip=false, cutout=8") == {"flip": False, "cutout": 8}
+    assert command_text.format_augment({"crop_padding": 4}, {"crop_padding": 4, "flip": True}) == "flip=false"
+    assert command_text.format_augment({"crop_padding": 4, "flip": True}, {"crop_padding": 4, "flip": True}) == ""
 
 
 def test_train_set_flag_overrides_recipe_values_and_is_recorded(monkeypatch):
@@ -87,6 +88,7 @@ def test_train_set_flag_overrides_recipe_values_and_is_recorded(monkeypatch):
     import shlex
 
     from hadamard_zoo import training
+    from hadamard_zoo.training import command_text
     from hadamard_zoo.training import recipes as R
 
     seen = {}
@@ -98,14 +100,14 @@ def test_train_set_flag_overrides_recipe_values_and_is_recorded(monkeypatch):
     assert overrides == {"weight_decay": 0.01, "optimizer": "sgd", "label_smoothing": 0,
                          "clipnorm": 1.5, "model_args": {"depth": 2}}
     recipe = R.resolve_recipe("monet_cifar", epochs=2, **overrides)
-    command = R.command_line("monet_cifar", recipe)
+    command = command_text.command_line("monet_cifar", recipe)
     words = shlex.split(command)
     assert words[:5] == ["hadamard-zoo", "train", "monet_cifar", "--epochs", "2"]
-    recorded = R.parse_set([w for i, w in enumerate(words) if i and words[i - 1] == "--set"])
+    recorded = command_text.parse_set([w for i, w in enumerate(words) if i and words[i - 1] == "--set"])
     assert R.resolve_recipe("monet_cifar", epochs=2, **recorded).values == recipe.values
     # an unchanged value is not repeated; strings that read as numbers keep their type
-    assert "weight_decay" not in R.command_line("monet_cifar", R.resolve_recipe("monet_cifar", weight_decay=0.05))
-    assert R.parse_set([f"description={R.format_set_value('1e-3')}"]) == {"description": "1e-3"}
+    assert "weight_decay" not in command_text.command_line("monet_cifar", R.resolve_recipe("monet_cifar", weight_decay=0.05))
+    assert command_text.parse_set([f"description={command_text.format_set_value('1e-3')}"]) == {"description": "1e-3"}
 
 
 def test_missing_dataset_exits_1(capsys, tmp_path, monkeypatch):

@@ -258,10 +258,10 @@ class FixedScores:
 
 
 def test_manifest_entry_of_a_kg_run_is_publishable(trained, tmp_path):
-    """kg.manifest_entry + results.json -> pretrained.publish -> load_pretrained gives the same scores."""
+    """kg.manifest_entry + results.json -> release.publish -> load_pretrained gives the same scores."""
     import json
 
-    from hadamard_zoo import pretrained
+    from hadamard_zoo import pretrained, release
     from hadamard_zoo.training.kg import manifest_entry
 
     ds, model, _, _ = trained
@@ -273,14 +273,14 @@ def test_manifest_entry_of_a_kg_run_is_publishable(trained, tmp_path):
     assert entry["metric"] == "MRR" and entry["value"] == 0.5123 and entry["HITS@10"] == 1.0
     assert "num_queries" not in entry and entry["name"].startswith("rotate_small.")
     (run / "results.json").write_text(json.dumps({"final_weights": str(run / "final.weights.h5"), "manifest_entry": entry}))
-    published = pretrained.publish(run, directory=tmp_path / "weights", float16=False)
+    published = release.publish(run, directory=tmp_path / "weights", float16=False)
     assert published["train_command"] == f"KERAS_BACKEND={keras.config.backend()} train it"
     # a second tag after it, then republishing the first: the first keeps its place, the value is replaced
     (run / "results.json").write_text(json.dumps({"manifest_entry": dict(entry, name="rotate_small.other",
                                                                           file="other.weights.h5")}))
-    pretrained.publish(run, directory=tmp_path / "weights", float16=False)
+    release.publish(run, directory=tmp_path / "weights", float16=False)
     (run / "results.json").write_text(json.dumps({"manifest_entry": entry}))
-    pretrained.publish(run, directory=tmp_path / "weights", float16=False, value=0.5)
+    release.publish(run, directory=tmp_path / "weights", float16=False, value=0.5)
     listed = pretrained.load_manifest(tmp_path / "weights")
     assert [e["name"] for e in listed] == [entry["name"], "rotate_small.other"] and listed[0]["value"] == 0.5
     again = models.create_model("rotate_small", dataset=ds)
@@ -328,8 +328,15 @@ def test_registry_variants_and_param_counts():
     info = models.model_info("rotate_countries")
     model = models.create_model("rotate_countries")
     assert info["published_params"] == model.count_params() == 544000
-    assert model.gamma == 0.1 and model.hidden_dim == 1000 and model.training_config["num_negatives"] == 64
-    assert models.get_config("rotate_wn18rr").arguments["training"]["learning_rate"] == 5e-5
+    assert model.gamma == 0.1 and model.hidden_dim == 1000
+    from hadamard_zoo.training import resolve_recipe, task_for
+
+    recipe = resolve_recipe("rotate_countries")  # KG recipes are recipes like every other task's
+    assert task_for("rotate_countries").name == "kg"
+    assert (recipe.num_negatives, recipe.steps, recipe.dataset, recipe.optimizer) == (64, 40000, "countries_S1", "adam")
+    with pytest.raises(ValueError, match="reads no datasets"):
+        models.create_model("rotate_small", dataset="nations")
+    assert resolve_recipe("rotate_wn18rr").learning_rate == 5e-5 and "training" not in models.get_config("rotate_wn18rr").arguments
     for cpu_sized in ("rotate_wn18rr_small", "rotate_fb15k237_small"):  # the configs' stated counts are true
         assert models.create_model(cpu_sized).count_params() == models.model_info(cpu_sized)["published_params"]
     sized = models.create_model("rotate_small", dataset=tiny_kg())  # the dataset sets sizes and names

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import assert_close, to_np
 
-from hadamard_zoo import cli, pretrained
+from hadamard_zoo import cli, pretrained, release
 from hadamard_zoo import models as M
 from hadamard_zoo.training import classifier as C
 from hadamard_zoo.training import evaluate_checkpoint
@@ -128,7 +128,7 @@ def test_cli_soup_writes_a_run_folder_that_publish_ships(tmp_path, capsys, monke
     printed = capsys.readouterr().out
     assert "uniform soup of 2 checkpoints" in printed and f"Run folder: {out}" in printed
     weights = tmp_path / "weights"
-    entry = pretrained.publish(out, weights, name=f"{MODEL}.cifar10_soup")
+    entry = release.publish(out, weights, name=f"{MODEL}.cifar10_soup")
     assert entry["train_command"].startswith(f"KERAS_BACKEND={keras.config.backend()} hadamard-zoo soup {MODEL} ")
     assert entry["train_command"].endswith(f"--batch-size 16 --output-dir {out}")
     net = M.create_model(MODEL, **TINY)

@@ -8,6 +8,7 @@ import pytest
 from helpers import assert_close, to_np
 
 from hadamard_zoo import training
+from hadamard_zoo.training import command_text
 from hadamard_zoo.training import recipes as R
 from hadamard_zoo.training import swa as SWA
 
@@ -106,11 +107,11 @@ def test_swa_epochs_is_validated_and_refused_where_it_does_not_apply(tmp_path):
     with pytest.raises(R.RecipeError, match="swa_epochs .3. cannot exceed epochs .2."):
         R.resolve_recipe("pinet_ccp", epochs=2, swa_epochs=3)
     with pytest.raises(R.RecipeError, match="swa_epochs must be a whole number"):
-        R.parse_set(["swa_epochs=-1"])
-    assert R.parse_set(["swa_epochs=5"]) == {"swa_epochs": 5}  # --epochs comes separately: no check against 10
+        command_text.parse_set(["swa_epochs=-1"])
+    assert command_text.parse_set(["swa_epochs=5"]) == {"swa_epochs": 5}  # --epochs comes separately: no check against 10
     with pytest.raises(ValueError, match="swa_epochs .weight averaging. is supported for image classifiers"):
         training.train("gcnn_char_small", swa_epochs=1, output_dir=tmp_path / "lm")
-    command = R.command_line("pinet_ccp", R.resolve_recipe("pinet_ccp", epochs=4, swa_epochs=2))
+    command = command_text.command_line("pinet_ccp", R.resolve_recipe("pinet_ccp", epochs=4, swa_epochs=2))
     assert "--epochs 4" in command and "--set swa_epochs=2" in command
 
 

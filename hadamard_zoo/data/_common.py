@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hadamard_zoo.hashing import sha256_of  # noqa: F401  (one file hash for data and checkpoints)
+
 DATA_ENV = "HADAMARD_ZOO_DATA"
 CACHE_ENV = "HADAMARD_ZOO_CACHE"
 CACHE_FORMAT = 1  # bump when the decoded layout changes, to invalidate old cache files
@@ -101,14 +103,6 @@ def _missing_message(what, tried, how_to_get):
 
 def missing(what, tried, how_to_get) -> DatasetNotFoundError:
     return DatasetNotFoundError(_missing_message(what, tried, how_to_get))
-
-
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_sha256(path, expected=None) -> None:

@@ -284,6 +284,11 @@ def _fashion_dirs(data_dir):
     return dirs
 
 
+def fashion_mnist_path(data_dir=None) -> Path:
+    """The folder the Fashion-MNIST IDX files are read from (a ``DatasetNotFoundError`` if none has them)."""
+    return _find_idx(FASHION_MNIST_FILES["train"][0], data_dir).parent
+
+
 def _find_idx(stem, data_dir):
     tried = []
     for d in _fashion_dirs(data_dir):

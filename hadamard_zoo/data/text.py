@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from hadamard_zoo.checks import check_positive_int
 from hadamard_zoo.data import _common
 from hadamard_zoo.data._common import DatasetError, check
 
@@ -38,6 +41,13 @@ def split_text(text: str, val_fraction=0.1):
     return text[:n], text[n:]
 
 
+def tiny_shakespeare_path(data_dir=None) -> Path:
+    """Where ``tinyshakespeare.txt`` is read from (a ``DatasetNotFoundError`` naming the paths tried if nowhere)."""
+    return _common.find_file(
+        TINY_SHAKESPEARE_FILE, data_dir, how_to_get=TINY_SHAKESPEARE_HOW, what="Tiny Shakespeare (tinyshakespeare.txt)"
+    )
+
+
 def load_tiny_shakespeare(data_dir=None, verify=True, val_fraction=0.1):
     """Tiny Shakespeare as ``(train_text, val_text)``: the first 90% and the last 10%.
 
@@ -48,9 +58,7 @@ def load_tiny_shakespeare(data_dir=None, verify=True, val_fraction=0.1):
             and the 65 distinct characters.
         val_fraction: the fraction at the end kept for validation (0.1 is the usual split).
     """
-    path = _common.find_file(
-        TINY_SHAKESPEARE_FILE, data_dir, how_to_get=TINY_SHAKESPEARE_HOW, what="Tiny Shakespeare (tinyshakespeare.txt)"
-    )
+    path = tiny_shakespeare_path(data_dir)
     text = read_text(path)
     if verify:
         check(len(text) == TINY_SHAKESPEARE_CHARS, path, f"has {len(text):,} characters, expected {TINY_SHAKESPEARE_CHARS:,}")
@@ -67,8 +75,7 @@ def char_windows(ids, context_length: int, stride=None, limit=None):
     covering the text once, the usual validation set-up). ``limit`` keeps the first N.
     """
     ids = np.asarray(ids)
-    if context_length < 1:
-        raise ValueError(f"context_length must be >= 1, got {context_length}.")
+    check_positive_int("context_length", context_length)
     stride = stride or context_length
     n = (len(ids) - 1 - context_length) // stride + 1
     if n < 1:

@@ -42,7 +42,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hadamard_zoo.training import recipes as R
+from hadamard_zoo.training.command_text import command_line
+from hadamard_zoo.training.manifest_entry import manifest_entry, now
+from hadamard_zoo.training.recipes import RecipeError
+from hadamard_zoo.training.run_dir import RunDir
+from hadamard_zoo.training.splits import subset_indices
 
 
 def frechet_distance(features_a, features_b) -> float:
@@ -83,7 +87,7 @@ def _to_pixels(images):
 def _data(dataset, data_dir=None):
     """``dataset``: a name, or arrays ``((x_train, y_train), (x_test, y_test))`` (uint8 pixels)."""
     from hadamard_zoo.data import images
-    from hadamard_zoo.data._common import dataset_info
+    from hadamard_zoo.data import dataset_info
 
     if not isinstance(dataset, str):
         (x_train, y_train), (x_test, y_test) = images.from_arrays(dataset)
@@ -165,7 +169,6 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
           data_dir=None, command=None, **_):
     """Train a CoPE generator by its recipe; returns the ``results.json`` dict."""
     from hadamard_zoo import models
-    from hadamard_zoo.pretrained import sha256_of
     from hadamard_zoo.training import gan as G
 
     if recipe.discriminator is None:
@@ -175,12 +178,12 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
     dataset = data["name"]
     x, y = data["train"]
     if limit:
-        idx = R.subset_indices(len(x), limit, recipe.seed)
+        idx = subset_indices(len(x), limit, recipe.seed)
         x, y = x[idx], y[idx]
     images = (np.asarray(x, np.float32) / 127.5 - 1.0).astype("float32")
     labels = np.asarray(y, np.int32)
 
-    run = R.RunDir(output_dir or f"runs/{model_name}")
+    run = RunDir(output_dir or f"runs/{model_name}")
     run.create()
     keras.utils.set_random_seed(recipe.seed)
     gen = models.create_model(model_name, **recipe.model_args)
@@ -200,7 +203,7 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
     if resume and state.is_file():
         saved = json.loads(state.read_text())
         if saved.get("identity") != json.loads(json.dumps(identity, default=str)):
-            raise R.RecipeError(
+            raise RecipeError(
                 f"{run.path} holds a GAN run with other settings ({saved.get('identity')}); pass another "
                 f"output_dir (--output-dir) or resume=False (--no-resume) to start over there."
             )
@@ -211,11 +214,11 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
             if gan.g_ema_variables:
                 gan.load_ema(run.path / f"epoch_{start_epoch:03d}.gen_ema.weights.h5")
             print(f"resuming {model_name} after epoch {start_epoch}", flush=True)
-    command = command or R.command_line(
+    command = command or command_line(
         model_name, recipe, dataset=dataset if dataset != "arrays" else None, limit=limit,
         output_dir=str(run.path) if output_dir is not None else None,
     )
-    run.write_json(run.path / "run.json", {**identity, "command": command, "started": R.now(),
+    run.write_json(run.path / "run.json", {**identity, "command": command, "started": now(),
                                             "backend": keras.config.backend()})
     log = run.path / "log.csv"
     if start_epoch == 0:
@@ -272,17 +275,35 @@ def train(model_name, recipe, dataset=None, output_dir=None, resume=True, limit=
         print(f"  (that is the moving average; the live generator: agreement {results['live_generator']['value']:.4f}, "
               f"Frechet distance {results['live_generator']['frechet_distance']:.3f})", flush=True)
     if limit is None and dataset != "arrays":
-        tag = f"{model_name}.{dataset}"
-        results["manifest_entry"] = {
-            "name": tag, "model": model_name, "default": True, "file": f"{tag}.weights.h5",
-            "sha256": sha256_of(run.final), "dataset": data["display"], "split": "test",
-            "metric": "class_accuracy", "value": round(metrics["value"], 4),
-            "frechet_distance": round(metrics["frechet_distance"], 4), "eval_classifier": recipe.eval_classifier,
-            "params": results["params"], "train_command": command, "eval_command": f"hadamard-zoo eval {tag}",
-            "backend": keras.config.backend(), "date": R.now(), "model_args": recipe.model_args,
-        }
+        results["manifest_entry"] = manifest_entry(
+            model_name, dataset, run.final, dataset=data["display"], split="test", metric="class_accuracy",
+            value=metrics["value"], params=results["params"], train_command=command,
+            frechet_distance=round(metrics["frechet_distance"], 4), eval_classifier=recipe.eval_classifier,
+            model_args=recipe.model_args,
+        )
         if "live_generator" in results:
             results["manifest_entry"].update(
                 generator_weights=results["shipped"], live_generator_value=round(results["live_generator"]["value"], 4))
     run.write_json(run.results_json, results)
     return results
+
+
+def evaluate(checkpoint, dataset=None, limit=None, batch_size=None, data_dir=None, cache_dir=None):
+    """Classifier agreement and Frechet distance (:func:`evaluate_generator`) of a generator
+    ``checkpoint`` (a :class:`hadamard_zoo.training.evaluate.Checkpoint`), scored by the entry's,
+    run's or recipe's ``eval_classifier``, on a fixed ``n_per_class`` samples of every class
+    (so ``limit`` is refused rather than ignored)."""
+    from hadamard_zoo.training.recipes import resolve_recipe
+
+    if limit is not None:
+        raise ValueError("limit does not apply to generators: they are scored on a fixed 1000 samples of every "
+                         "class; evaluate without --limit.")
+
+    name = checkpoint.model_name
+    classifier = (checkpoint.entry or {}).get("eval_classifier") or \
+        ((checkpoint.run or {}).get("recipe") or {}).get("eval_classifier")
+    if classifier is None and name:
+        classifier = resolve_recipe(name).eval_classifier
+    gen = checkpoint.build(dict)
+    metrics = evaluate_generator(gen, dataset, classifier, data_dir=data_dir)
+    return {"model": name or gen.name, **metrics, "n": metrics["n_generated"], "limit": None}

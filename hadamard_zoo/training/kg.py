@@ -1,296 +1,81 @@
-"""Negative-sampling training of KG embeddings (RotatE) with ``model.fit``, as the reference code.
+"""The knowledge-graph task (RotatE): ``train`` by a recipe with ``model.fit``, ``evaluate`` (filtered ranking), its manifest entry.
 
-The reference (DeepGraphLearning/KnowledgeGraphEmbedding, ``codes/dataloader.py``
-and ``codes/run.py``) trains with:
+The reference (DeepGraphLearning/KnowledgeGraphEmbedding, ``codes/run.py``) trains with
+negative sampling (:class:`~hadamard_zoo.training.kg_sampling.NegativeSamplingDataset`) and
+Adam at ``lr``; at ``warm_up_steps`` (default ``steps // 2``) a new Adam at ``lr / 10`` (its
+moments start again), the next drop 3x later (:class:`ReferenceLRDrop`).
 
-* batches of ``B`` positive triples, each with ``n`` negatives that corrupt the
-  head (head-batch) or the tail (tail-batch); the two kinds alternate batch by
-  batch (tail-batch first), each drawn from its own shuffled pass over the
-  training triples;
-* negatives drawn uniformly over all entities, dropping candidates that make a
-  *training* triple true (``true_head`` / ``true_tail``), until ``n`` remain;
-* subsampling weights ``1 / sqrt(count(h, r) + count(t, r^-1))`` with counts
-  starting at 4;
-* Adam at ``lr``; at ``warm_up_steps`` (default ``max_steps // 2``) a new Adam
-  at ``lr / 10`` (its moments start again), the next drop 3x later.
+Recipes are in ``zoo_configs/recipes/kg.yaml`` like every other task's: ``steps`` (the
+reference's ``max_steps``; ``--steps``) or ``epochs`` x ``steps_per_epoch``, ``batch_size``,
+``num_negatives``, ``learning_rate``, ``warm_up_steps``, ``shared_negatives``. A run folder
+holds ``run.json``, ``history.csv`` (loss and learning rate per epoch), epoch checkpoints
+(``train`` again resumes after the last one), ``final.weights.h5``, ``learning_curve.png``
+and ``results.json`` (test metrics and a manifest entry)::
 
-:class:`NegativeSamplingDataset` produces those batches as a
-``keras.utils.PyDataset`` and :func:`train_kg` runs the recipe with ``fit``
-(:class:`ReferenceLRDrop` is the learning-rate drop).  One option departs from
-the reference for speed: ``shared_negatives=True`` draws one set of ``n``
-negatives for the whole batch (scored as one ``(B, n)`` block by the chunked
-op) and masks, instead of resampling, the pairs that are known training
-triples.  The default is ``False`` (the reference's per-positive negatives).
+    KERAS_BACKEND=jax hadamard-zoo train rotate_countries_quick
+    hadamard-zoo eval rotate_countries.s1
 
-Command line (Countries S1 with the reference's best configuration)::
-
-    KERAS_BACKEND=jax python -m hadamard_zoo.training.kg --model rotate_countries \\
-        --dataset countries_S1 --save runs/rotate_countries_s1.weights.h5
+:func:`train_kg` fits an already built model (no run folder), for notebooks.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import time
+import platform
+import warnings
 
 import keras
 import numpy as np
 
-from hadamard_zoo.models.architectures.rotate import HEAD_BATCH, TAIL_BATCH
+from hadamard_zoo.training.callbacks import standard_callbacks
+from hadamard_zoo.training.command_text import command_line
+from hadamard_zoo.training.fit import fit_remaining, open_run
+from hadamard_zoo.training.kg_sampling import (  # noqa: F401  (public here since before the split)
+    NegativeSamplingDataset,
+    TripleIndex,
+    subsampling_weights,
+)
+from hadamard_zoo.training.manifest_entry import manifest_entry as base_manifest_entry
+from hadamard_zoo.training.plots import plot_history
+from hadamard_zoo.training.recipes import Recipe
+from hadamard_zoo.training.run_dir import RunDir
+from hadamard_zoo.training.splits import subset_indices
 
-_MODES = {"both": (TAIL_BATCH, HEAD_BATCH), "tail": (TAIL_BATCH,), "head": (HEAD_BATCH,)}
-
-
-def subsampling_weights(triples, start=4):
-    """``1 / sqrt(count(h, r) + count(t, r^-1))`` per triple, counts starting at ``start``.
-
-    The word2vec-style weights of the reference's ``count_frequency``: a partial
-    triple seen ``c`` times has count ``start - 1 + c``.
-    """
-    triples = np.asarray(triples, dtype=np.int64)
-    h, r, t = triples[:, 0], triples[:, 1], triples[:, 2]
-    num_rel = int(r.max()) + 1 if len(r) else 1
-    counts = []
-    for ent in (h, t):
-        key = ent * num_rel + r
-        _, inverse, cnt = np.unique(key, return_inverse=True, return_counts=True)
-        counts.append(cnt[inverse.reshape(-1)] + (start - 1))
-    return (1.0 / np.sqrt(counts[0] + counts[1])).astype(np.float32)
-
-
-class TripleIndex:
-    """Membership test for ``(h, r, t)`` triples.
-
-    Sorted int64 keys + ``searchsorted``, behind a cheap necessary condition
-    (``h`` is a head and ``t`` a tail of ``r`` somewhere), which rules most random
-    candidates out with two table lookups.
-    """
-
-    _MAX_PREFILTER = 64_000_000  # entries of the two (relations, entities) bool tables
-
-    def __init__(self, triples, num_entities, num_relations):
-        self.num_entities = int(num_entities)
-        self.num_relations = int(num_relations)
-        triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
-        self.keys = np.unique(self.key(triples.T))
-        self.head_of = self.tail_of = None
-        if self.num_relations * self.num_entities <= self._MAX_PREFILTER:
-            self.head_of = np.zeros((self.num_relations, self.num_entities), bool)
-            self.tail_of = np.zeros((self.num_relations, self.num_entities), bool)
-            self.head_of[triples[:, 1], triples[:, 0]] = True
-            self.tail_of[triples[:, 1], triples[:, 2]] = True
-
-    def key(self, hrt):
-        h, r, t = (np.asarray(x, dtype=np.int64) for x in hrt)
-        return (h * self.num_relations + r) * self.num_entities + t
-
-    def _search(self, h, r, t):
-        k = self.key((h, r, t))
-        pos = np.searchsorted(self.keys, k)
-        return self.keys[np.minimum(pos, self.keys.size - 1)] == k
-
-    def contains(self, h, r, t):
-        """Element-wise: is ``(h, r, t)`` (broadcast) one of the triples?"""
-        h, r, t = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (h, r, t)))
-        if self.keys.size == 0:
-            return np.zeros(h.shape, dtype=bool)
-        if self.head_of is None:
-            return self._search(h, r, t)
-        maybe = self.head_of[r, h] & self.tail_of[r, t]
-        out = np.zeros(h.shape, dtype=bool)
-        out[maybe] = self._search(h[maybe], r[maybe], t[maybe])
-        return out
-
-
-class NegativeSamplingDataset(keras.utils.PyDataset):
-    """Training batches of the reference RotatE trainer, for ``model.fit``.
-
-    Each item is a dict:
-
-    * ``triples`` ``(B, 3)`` int32: the positive ``(head, relation, tail)`` ids;
-    * ``negatives`` ``(B, n)`` int32 corrupting entities (or ``(n,)`` when shared);
-    * ``mode`` ``(B,)`` int32: 0 tail-batch (the tail is replaced), 1 head-batch;
-    * ``subsampling_weight`` ``(B,)`` float32 (ones when ``subsampling=False``);
-    * ``negative_mask`` ``(B, n)`` float32, only with ``shared_negatives``: 0 where
-      the shared negative makes a known triple with that row.
-
-    Args:
-        triples: ``(N, 3)`` training triples (ids).
-        num_entities, num_relations: id ranges (``num_relations`` defaults to max + 1).
-        batch_size, num_negatives: B and n.
-        shared_negatives: one set of ``n`` negatives per batch (faster; masked, not
-            resampled). Default False: ``n`` per positive, as the reference.
-        filter_negatives: drop (per-positive) or mask (shared) negatives that form a
-            triple of ``true_triples`` (reference: True, against the training triples).
-        true_triples: triples known to be true for that filter (default ``triples``).
-        subsampling: the reference's subsampling weights (False gives ones).
-        modes: ``"both"`` (alternate tail-batch / head-batch, as the reference),
-            ``"tail"`` or ``"head"``.
-        steps_per_epoch: batches per ``fit`` epoch (default one pass: ``ceil(N / B)``).
-        seed: batches are a deterministic function of ``(seed, global step)``.
-        start_step: the global step of the first batch (resume a stream).
-    """
-
-    def __init__(
-        self,
-        triples,
-        num_entities,
-        num_relations=None,
-        batch_size=1024,
-        num_negatives=256,
-        shared_negatives=False,
-        filter_negatives=True,
-        true_triples=None,
-        subsampling=True,
-        modes="both",
-        steps_per_epoch=None,
-        seed=0,
-        start_step=0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        triples = np.asarray(triples, dtype=np.int64)
-        if triples.ndim != 2 or triples.shape[1] != 3 or len(triples) == 0:
-            raise ValueError(f"triples must be a non-empty (N, 3) array of ids, got shape {triples.shape}.")
-        if modes not in _MODES:
-            raise ValueError(f"modes must be one of {sorted(_MODES)}, got {modes!r}.")
-        for name, value in (("batch_size", batch_size), ("num_negatives", num_negatives), ("num_entities", num_entities)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if num_relations is None:
-            num_relations = int(triples[:, 1].max()) + 1
-        ents = triples[:, [0, 2]]
-        if ents.min() < 0 or ents.max() >= num_entities or triples[:, 1].min() < 0 or triples[:, 1].max() >= num_relations:
-            raise ValueError(
-                f"triple ids out of range: entities must be in [0, {num_entities}), relations in [0, {num_relations})."
-            )
-        self.triples = triples
-        self.num_entities = int(num_entities)
-        self.num_relations = int(num_relations)
-        self.batch_size = int(batch_size)
-        self.num_negatives = int(num_negatives)
-        self.shared_negatives = bool(shared_negatives)
-        self.filter_negatives = bool(filter_negatives)
-        self.subsampling = bool(subsampling)
-        self.modes = _MODES[modes]
-        self.seed = int(seed)
-        self.start_step = int(start_step)
-        self.steps_per_epoch = int(steps_per_epoch or math.ceil(len(triples) / self.batch_size))
-        self.weights = (subsampling_weights(triples) if self.subsampling
-                        else np.ones(len(triples), np.float32))
-        self.index = TripleIndex(triples if true_triples is None else true_triples, num_entities, num_relations)
-        self._epoch = 0
-        self._perm_cache = {}
-
-    def __len__(self):
-        return self.steps_per_epoch
-
-    def on_epoch_end(self):
-        self._epoch += 1
-
-    # ---------------------------------------------------------- sampling
-    def global_step(self, idx):
-        return self.start_step + self._epoch * self.steps_per_epoch + int(idx)
-
-    def _permutation(self, stream, cycle):
-        key = (stream, cycle)
-        if key not in self._perm_cache:
-            if len(self._perm_cache) > 8:
-                self._perm_cache.clear()
-            rng = np.random.default_rng([self.seed, 1 + stream, cycle])
-            self._perm_cache[key] = rng.permutation(len(self.triples))
-        return self._perm_cache[key]
-
-    def positive_indices(self, step):
-        """Rows of ``triples`` in batch ``step`` and its mode (each mode reads its own shuffled stream)."""
-        mode = self.modes[step % len(self.modes)]
-        j = step // len(self.modes)
-        n = len(self.triples)
-        pos = np.arange(j * self.batch_size, (j + 1) * self.batch_size)
-        cycles, offsets = pos // n, pos % n
-        idx = np.empty(self.batch_size, dtype=np.int64)
-        for c in np.unique(cycles):
-            sel = cycles == c
-            idx[sel] = self._permutation(mode, int(c))[offsets[sel]]
-        return idx, mode
-
-    def _is_true(self, pos, cand, mode):
-        h, r, t = pos[:, 0:1], pos[:, 1:2], pos[:, 2:3]
-        if mode == HEAD_BATCH:
-            return self.index.contains(cand, r, t)
-        return self.index.contains(h, r, cand)
-
-    def _per_positive(self, pos, mode, rng):
-        """``n`` negatives per positive, each uniform over the entities that make no known triple.
-
-        The reference draws ``2n``, drops the true ones and keeps the first ``n``
-        (repeating when short): ``n`` independent draws from the uniform law over
-        the non-true entities.  Redrawing only the rejected slots gives the same law
-        without sorting (the rejected slots are few).
-        """
-        b, n = len(pos), self.num_negatives
-        neg = rng.integers(0, self.num_entities, size=(b, n))
-        if not self.filter_negatives:
-            return neg
-        rows, cols = np.nonzero(self._is_true(pos, neg, mode))
-        for _ in range(1000):
-            if rows.size == 0:
-                return neg
-            neg[rows, cols] = rng.integers(0, self.num_entities, size=rows.size)
-            bad = self._is_true(pos[rows], neg[rows, cols][:, None], mode)[:, 0]
-            rows, cols = rows[bad], cols[bad]
-        raise ValueError(
-            f"could not draw negatives for {len(np.unique(rows))} positive(s): (almost) every entity makes a "
-            f"known triple with them. Use filter_negatives=False or more entities."
-        )
-
-    def batch(self, step):
-        """The batch of global step ``step`` (a dict, see the class docstring)."""
-        rows, mode = self.positive_indices(step)
-        pos = self.triples[rows]
-        rng = np.random.default_rng([self.seed, 0, step])
-        x = {
-            "triples": pos.astype(np.int32),
-            "mode": np.full((len(pos),), mode, np.int32),
-            "subsampling_weight": self.weights[rows],
-        }
-        if self.shared_negatives:
-            neg = rng.integers(0, self.num_entities, size=self.num_negatives)
-            if self.filter_negatives:
-                mask = ~self._is_true(pos, neg[None, :], mode)
-            else:
-                mask = np.ones((len(pos), self.num_negatives), bool)
-            x["negatives"] = neg.astype(np.int32)
-            x["negative_mask"] = mask.astype(np.float32)
-        else:
-            x["negatives"] = self._per_positive(pos, mode, rng).astype(np.int32)
-        return x
-
-    def __getitem__(self, idx):
-        if not 0 <= idx < len(self):
-            raise IndexError(idx)
-        return self.batch(self.global_step(idx))
+DEFAULT_EVAL_BATCH_SIZE = 64  # queries per ranking batch (memory only)
 
 
 class ReferenceLRDrop(keras.callbacks.Callback):
     """The reference's schedule: at ``warm_up_steps`` a fresh Adam at ``lr / 10``; then 3x later.
 
     "Fresh" means the optimizer's moments and step counter are zeroed, as
-    ``torch.optim.Adam(...)`` re-created in ``run.py``.  Steps count across epochs.
+    ``torch.optim.Adam(...)`` re-created in ``run.py``.  Steps count across epochs;
+    ``initial_step`` is where a resumed run starts (the drops before it have happened:
+    the optimizer state restored from the epoch checkpoint carries them).
     """
 
-    def __init__(self, warm_up_steps, factor=0.1, growth=3, reset_optimizer=True, verbose=0):
+    def __init__(self, warm_up_steps, factor=0.1, growth=3, reset_optimizer=True, verbose=0, initial_step=0,
+                 base_learning_rate=None):
         super().__init__()
         self.next_drop = int(warm_up_steps)
         self.factor = float(factor)
         self.growth = int(growth)
         self.reset_optimizer = bool(reset_optimizer)
         self.verbose = verbose
-        self.step = 0
+        self.step = int(initial_step)
+        drops = 0
+        while 0 < self.next_drop < self.step:
+            self.next_drop *= self.growth
+            drops += 1
+        # a resumed run whose schedule was rebuilt: the rate the drops before initial_step left
+        self._resume_lr = None if base_learning_rate is None or not self.step else float(base_learning_rate) * self.factor ** drops
 
     def on_train_batch_begin(self, batch, logs=None):
+        if self._resume_lr is not None:
+            if keras.config.backend() == "jax":
+                self.model.jax_state_sync()
+            self.model.optimizer.learning_rate = self._resume_lr
+            self._resume_lr = None
         if self.step == self.next_drop and self.next_drop > 0:
             model = self.model
             if keras.config.backend() == "jax":
@@ -328,7 +113,8 @@ def train_kg(
 
     Args:
         model: a :class:`hadamard_zoo.models.architectures.rotate.RotatE` (e.g. ``create_model("rotate_countries",
-            dataset=ds)``); missing settings come from ``model.training_config`` (the zoo config).
+            dataset=ds)``); missing settings come from the model's recipe (``zoo_configs/recipes/kg.yaml``)
+            when the model's name is registered, else the defaults below.
         dataset: a :class:`hadamard_zoo.data.kg.KGDataset`; trains on ``dataset.train``.
         steps: optimizer steps (reference ``max_steps``); rounded up to whole epochs.
         batch_size, num_negatives, learning_rate: as the reference's ``-b``, ``-n``, ``-lr``.
@@ -337,8 +123,8 @@ def train_kg(
             False, the reference).
         steps_per_epoch: steps per Keras epoch (default: one pass over the training triples).
     """
-    cfg = dict(getattr(model, "training_config", {}) or {})
-    steps = int(steps or cfg.get("max_steps", 1000))
+    cfg = _registered_recipe(model.name)
+    steps = int(steps or cfg.get("steps") or 1000)
     batch_size = int(batch_size or cfg.get("batch_size", 512))
     num_negatives = int(num_negatives or cfg.get("num_negatives", 64))
     learning_rate = float(learning_rate or cfg.get("learning_rate", 1e-4))
@@ -358,151 +144,218 @@ def train_kg(
     return model.fit(data, epochs=epochs, verbose=verbose, callbacks=cbs)
 
 
-def bench_train_step(model, dataset, batch_size=512, num_negatives=1024, shared_negatives=True, steps=3,
-                     learning_rate=1e-4, jit_compile="auto"):
-    """Time training steps (seconds per step, after one compile step); returns a dict.
+def _registered_recipe(model_name) -> dict:
+    """The recipe values of a registered model (``{}`` for an unregistered name)."""
+    from hadamard_zoo.models import list_models
+    from hadamard_zoo.training.recipes import resolve_recipe
 
-    ``sample_s`` is the numpy batch construction, ``step_s`` the compiled
-    forward + backward + Adam update (``train_on_batch``), both medians.
+    return resolve_recipe(model_name).values if model_name in list_models() else {}
+
+
+def load_dataset(dataset, data_dir=None):
+    """A :class:`hadamard_zoo.data.kg.KGDataset` from a name (any alias) or as given."""
+    from hadamard_zoo.data import kg as kgdata
+
+    if dataset is None:
+        raise ValueError("say which KG dataset to use (dataset=..., --dataset NAME); known: "
+                         f"{kgdata.known_datasets()}.")
+    if isinstance(dataset, str):
+        return kgdata.load_kg(kgdata.canonical_name(dataset), data_dir=data_dir)
+    return dataset
+
+
+def dataset_tag(ds) -> str:
+    """The dataset part of a checkpoint tag: ``WN18RR`` -> ``wn18rr``, ``countries_S1`` -> ``countries_s1``."""
+    return ds.name.lower().replace("-", "").replace(" ", "_")
+
+
+def _check_schedule(model_name, recipe):
+    image_only = [key for key in ("augment", "label_smoothing", "swa_epochs") if recipe.values.get(key)]
+    if image_only:
+        raise ValueError(f"{model_name!r}: {', '.join(image_only)} do(es) not apply to knowledge-graph models (their "
+                         f"batches are negative-sampled triples); train without them.")
+    if recipe.schedule != "constant" or recipe.warmup_epochs or recipe.optimizer != "adam":
+        raise ValueError(f"{model_name!r}: knowledge-graph recipes train with the reference's schedule (Adam at a "
+                         f"constant rate, dropped to a tenth at warm_up_steps); set optimizer: adam, schedule: "
+                         f"constant, warmup_epochs: 0 (got {recipe.optimizer}, {recipe.schedule}, "
+                         f"warmup_epochs {recipe.warmup_epochs}).")
+
+
+def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None, verbose="auto",
+          data_dir=None, cache_dir=None, callbacks=(), command=None):
+    """Train a registered KG model by ``recipe`` in a run folder; see :func:`hadamard_zoo.training.train`.
+
+    ``limit`` caps the training triples (a seeded subset) and the test queries. Returns the
+    ``results.json`` dict (test metrics, paths, a manifest entry).
     """
-    data = NegativeSamplingDataset(
-        dataset.train, dataset.num_entities, dataset.num_relations, batch_size=batch_size,
-        num_negatives=num_negatives, shared_negatives=shared_negatives,
+    from hadamard_zoo import models as M
+
+    if not isinstance(model, str):
+        raise ValueError("knowledge-graph models train by name (train('rotate_countries')); for a model you built, "
+                         "call hadamard_zoo.training.kg.train_kg(model, dataset).")
+    _check_schedule(model, recipe)
+    keras.utils.set_random_seed(int(recipe.seed))
+    ds = load_dataset(dataset if dataset is not None else recipe.dataset, data_dir)
+    triples = np.asarray(ds.train)
+    if limit is not None:
+        triples = triples[subset_indices(len(triples), limit, recipe.seed)]
+    sampler = NegativeSamplingDataset(
+        triples, ds.num_entities, ds.num_relations, batch_size=recipe.batch_size,
+        num_negatives=recipe.num_negatives, shared_negatives=recipe.shared_negatives,
+        steps_per_epoch=recipe.steps_per_epoch, seed=recipe.seed,
     )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile)
-    t0 = time.perf_counter()
-    model.train_on_batch(data.batch(0))
-    compile_s = time.perf_counter() - t0
-    sample_s, step_s = [], []
-    for i in range(1, steps + 1):
-        t0 = time.perf_counter()
-        x = data.batch(i)
-        t1 = time.perf_counter()
-        loss = model.train_on_batch(x)
-        float(np.asarray(loss))  # wait for the result
-        t2 = time.perf_counter()
-        sample_s.append(t1 - t0)
-        step_s.append(t2 - t1)
-    return {
-        "backend": keras.config.backend(), "batch_size": batch_size, "num_negatives": num_negatives,
-        "shared_negatives": shared_negatives, "first_step_s": round(compile_s, 3),
-        "sample_s": round(float(np.median(sample_s)), 4), "step_s": round(float(np.median(step_s)), 4),
-        "steps_per_s": round(1.0 / float(np.median(np.add(step_s, sample_s))), 4),
+    total = recipe.steps or recipe.epochs * len(sampler)
+    spe = min(len(sampler), total)
+    sampler.steps_per_epoch = spe
+    epochs = math.ceil(total / spe)  # whole epochs: the run makes epochs x spe >= steps steps
+    given, recipe = recipe, Recipe(recipe.model, {**recipe.values, "epochs": epochs, "steps": total}, recipe.source)
+
+    run = RunDir(output_dir or f"runs/{model}")
+    run.create()
+    identity = {"model": model, "dataset": ds.name}
+
+    def build():
+        args = dict(recipe.model_args)
+        return M.create_model(model, dataset=ds, **args), args
+
+    net, initial_epoch, model_args = open_run(run, recipe, spe, resume, build, None, model, identity, metrics=[])
+    command = command or command_line(model, given, dataset=ds.name if ds.name != recipe_dataset(model) else None,
+                                      limit=limit, output_dir=str(run.path) if output_dir is not None else None)
+    run.write_json(run.run_json, {
+        **identity, "task": "kg", "dataset_display": ds.name, "model_args": model_args, "recipe": recipe.to_dict(),
+        "recipe_source": recipe.source, "epochs": epochs, "steps": total, "steps_per_epoch": spe, "limit": limit,
+        "num_train": int(len(triples)), "backend": keras.config.backend(), "keras": keras.__version__,
+        "python": platform.python_version(), "train_command": command,
+    })
+    warm_up = recipe.warm_up_steps if recipe.warm_up_steps is not None else total // 2
+    cbs = standard_callbacks(run, recipe, "loss", "min", [sampler], resumed=initial_epoch > 0)
+    cbs.insert(0, ReferenceLRDrop(warm_up, verbose=1 if verbose else 0, initial_step=initial_epoch * spe,
+                                  base_learning_rate=recipe.learning_rate))
+    history = fit_remaining(net, run, recipe, sampler, None, initial_epoch, cbs + list(callbacks), verbose)
+    metrics, n = test_metrics(net, ds, limit, recipe.eval_batch_size)
+    metric = "MRR" if "MRR" in metrics else next(iter(metrics))
+    results = {
+        **identity, "task": "kg", "epochs_done": len(history.get("epoch", [])), "steps": epochs * spe,
+        "params": net.count_params(), "final_weights": str(run.final), "history_csv": str(run.csv),
+        "backend": keras.config.backend(), "limit": limit, "final_loss": (history.get("loss") or [None])[-1],
+        "test_split": "test", "test_metric": metric, "test_value": float(metrics[metric]), "test_n": n,
+        **{f"test_{k}": float(v) for k, v in metrics.items()},
     }
+    print(f"{model}: {metric} {metrics[metric]:.4f} on {n} {ds.name} test triples.", flush=True)
+    png = plot_history(run, (), title=f"{model} on {ds.name}")
+    results["learning_curve"] = str(png) if png else None
+    if limit is None:
+        results["manifest_entry"] = manifest_entry(model, ds, metrics, net.count_params(), run.final, command,
+                                                   model_args=model_args)
+    run.write_json(run.results_json, results)
+    return results
 
 
-def manifest_entry(model_name, dataset, metrics, params, weights_path, train_command):
-    """The ``weights/manifest.json`` entry of a KG run evaluated on its test split
-    (what :func:`hadamard_zoo.pretrained.publish` reads from ``results.json``).
+def recipe_dataset(model_name):
+    return _registered_recipe(model_name).get("dataset")
+
+
+def test_metrics(net, ds, limit=None, batch_size=None):
+    """``(metrics, n)`` on the test split: AUC-PR for Countries (all of it), filtered ranking otherwise
+    (``limit``: a seeded subset of the test triples)."""
+    from hadamard_zoo.training import kg_eval
+
+    if getattr(ds, "regions", None) is not None:
+        return kg_eval.evaluate_countries(net, ds, split="test"), len(ds.split("test"))
+    triples = np.asarray(ds.split("test"))
+    triples = triples[subset_indices(len(triples), limit)]
+    metrics = kg_eval.evaluate_ranking(net, ds, split="test", batch_size=batch_size or DEFAULT_EVAL_BATCH_SIZE,
+                                       triples=triples)
+    return metrics, len(triples)
+
+
+def default_dataset(checkpoint):
+    """The KG dataset a checkpoint was trained on: the entry's ``kg_dataset``, the run's, else the recipe's."""
+    for candidate in ((checkpoint.entry or {}).get("kg_dataset"), (checkpoint.run or {}).get("dataset"),
+                      recipe_dataset(checkpoint.model_name) if checkpoint.model_name else None):
+        if candidate:
+            return candidate
+    return None
+
+
+def evaluate(checkpoint, dataset=None, limit=None, batch_size=None, data_dir=None, cache_dir=None):
+    """Filtered MRR, MR and HITS@k (Countries: AUC-PR) of ``checkpoint`` (a
+    :class:`hadamard_zoo.training.evaluate.Checkpoint`) on the test split of ``dataset``."""
+    ds = load_dataset(dataset, data_dir)
+    net = checkpoint.build(dict, dataset=ds)
+    metrics, n = test_metrics(net, ds, limit, batch_size)
+    wanted = (checkpoint.entry or {}).get("metric")
+    metric = wanted if wanted in metrics else next(iter(metrics))
+    return {"model": checkpoint.model_name, "dataset": ds.name, "split": "test", "metric": metric,
+            "value": float(metrics[metric]), "n": int(n), "limit": limit,
+            **{k: float(v) for k, v in metrics.items() if k != metric}}
+
+
+def manifest_entry(model_name, dataset, metrics, params, weights_path, train_command, **extra):
+    """The ``weights/manifest.json`` entry of a KG run evaluated on its test split.
 
     The tag is ``<model>.<dataset>`` (``rotate_wn18rr_small.wn18rr``); the metric is
     the filtered MRR when ranking metrics were measured (HITS@k and MR are kept
     beside it), else the first one (Countries: AUC-PR).
     """
-    from hadamard_zoo.data._common import sha256_of
-    from hadamard_zoo.training.recipes import now
-
     metric = "MRR" if "MRR" in metrics else next(iter(metrics))
-    tag = f"{model_name}.{dataset.name.lower().replace('-', '').replace(' ', '_')}"
-    entry = {
-        "name": tag, "model": model_name, "default": True, "file": f"{tag}.weights.h5",
-        "sha256": sha256_of(weights_path), "dataset": dataset.name, "kg_dataset": dataset.name, "split": "test",
-        "metric": metric, "value": round(float(metrics[metric]), 4), "params": int(params),
-        "train_command": train_command, "eval_command": f"hadamard-zoo eval {tag}",
-        "backend": keras.config.backend(), "date": now(),
-    }
+    entry = base_manifest_entry(
+        model_name, dataset_tag(dataset), weights_path, dataset=dataset.name, split="test", metric=metric,
+        value=metrics[metric], params=params, train_command=train_command, kg_dataset=dataset.name, **extra,
+    )
     entry.update({k: round(float(v), 4) for k, v in metrics.items() if k not in (metric, "num_queries")})
     return entry
 
 
-# ---------------------------------------------------------------------- CLI
+# ---------------------------------------------------------------------- deprecated command line
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m hadamard_zoo.training.kg",
-        description="Train a RotatE variant on a KG dataset with the reference recipe, then evaluate it.",
-    )
-    parser.add_argument("--model", default="rotate_countries", help="zoo variant (see list_models('rotate*'))")
-    parser.add_argument("--dataset", default=None, help="KG dataset name (default: the variant's)")
+    """``python -m hadamard_zoo.training.kg``: the command line before KG recipes joined ``hadamard-zoo train``.
+
+    Kept so the recorded train commands still run; it warns and hands over to
+    :func:`hadamard_zoo.training.train` (a run folder, ``--output-dir``), then copies the final
+    weights to ``--save`` and the results to ``--metrics-json`` as before.
+    """
+    import argparse
+    import shutil
+
+    parser = argparse.ArgumentParser(prog="python -m hadamard_zoo.training.kg",
+                                     description="Deprecated: use hadamard-zoo train MODEL [--steps N --set ...].")
+    parser.add_argument("--model", default="rotate_countries")
+    parser.add_argument("--dataset", default=None)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--steps", type=int, default=None, help="default: the variant's max_steps")
+    parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--negatives", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--warm-up-steps", type=int, default=None)
     parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--shared-negatives", action="store_true", default=None,
-                        help="one negative set per batch (faster; default: the variant's, else per positive)")
-    parser.add_argument("--chunk-size", type=int, default=None,
-                        help="entities per chunk of the chunked RotatE op (memory/speed only; default: the op's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval", choices=["valid", "test", "none"], default="test")
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--save", default=None, help="write the weights (.weights.h5) here")
-    parser.add_argument("--metrics-json", default=None, help="write the final metrics here")
+    parser.add_argument("--shared-negatives", action="store_true", default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--eval-batch-size", type=int, default=None)
+    parser.add_argument("--save", default=None)
+    parser.add_argument("--metrics-json", default=None)
+    parser.add_argument("--output-dir", default=None)
     parser.add_argument("--verbose", type=int, default=2)
-    parser.add_argument("--bench", type=int, default=0, metavar="N",
-                        help="only time N training steps (after one compile step) and print seconds per step")
     args = parser.parse_args(argv)
+    warnings.warn("python -m hadamard_zoo.training.kg is deprecated; use hadamard-zoo train MODEL "
+                  "(KG recipes are in zoo_configs/recipes/kg.yaml).", DeprecationWarning, stacklevel=2)
+    print("python -m hadamard_zoo.training.kg is deprecated: running hadamard-zoo train instead.", flush=True)
+    from hadamard_zoo import training
 
-    from hadamard_zoo import models
-    from hadamard_zoo.data import kg
-    from hadamard_zoo.training import kg_eval
-
-    keras.utils.set_random_seed(args.seed)
-    cfg = models.get_config(args.model)
-    name = args.dataset or cfg.arguments.get("training", {}).get("dataset")
-    if name is None:
-        parser.error(f"{args.model} names no dataset; pass --dataset.")
-    ds = kg.load_kg(name, data_dir=args.data_dir)
-    model = models.create_model(args.model, dataset=ds, chunk_size=args.chunk_size)
-    print(f"{args.model} on {ds}: {model.count_params():,} parameters, backend {keras.config.backend()}")
-    if args.bench:
-        tc = model.training_config
-        out = bench_train_step(
-            model, ds, batch_size=args.batch_size or tc.get("batch_size", 512),
-            num_negatives=args.negatives or tc.get("num_negatives", 64),
-            shared_negatives=bool(args.shared_negatives or tc.get("shared_negatives", False)),
-            steps=args.bench,
-        )
-        max_steps = args.steps or tc.get("max_steps", 0)
-        out["model"] = args.model
-        if max_steps:
-            out["max_steps"] = max_steps
-            out["estimated_hours_for_max_steps"] = round(max_steps / out["steps_per_s"] / 3600, 2)
-        print(json.dumps(out, indent=2))
-        return out
-    t0 = time.time()
-    history = train_kg(
-        model, ds, steps=args.steps, batch_size=args.batch_size, num_negatives=args.negatives,
-        learning_rate=args.lr, warm_up_steps=args.warm_up_steps, shared_negatives=args.shared_negatives,
-        steps_per_epoch=args.steps_per_epoch, seed=args.seed, verbose=args.verbose,
-    )
-    train_s = time.time() - t0
-    result = {"model": args.model, "dataset": ds.name, "backend": keras.config.backend(),
-              "train_seconds": round(train_s, 1), "final_loss": float(history.history["loss"][-1])}
+    overrides = {"num_negatives": args.negatives, "warm_up_steps": args.warm_up_steps,
+                 "steps_per_epoch": args.steps_per_epoch, "shared_negatives": args.shared_negatives,
+                 "eval_batch_size": args.eval_batch_size, "steps": args.steps, "learning_rate": args.lr,
+                 "seed": args.seed}
+    if args.chunk_size is not None:
+        overrides["model_args"] = {"chunk_size": args.chunk_size}
+    result = training.train(args.model, dataset=args.dataset, batch_size=args.batch_size, output_dir=args.output_dir,
+                            data_dir=args.data_dir, verbose=args.verbose, **overrides)
     if args.save:
-        model.save_weights(args.save)
-        result["weights"] = args.save
-    if args.eval != "none":
-        t1 = time.time()
-        if ds.regions is not None:
-            metrics = kg_eval.evaluate_countries(model, ds, split=args.eval)
-        else:
-            metrics = kg_eval.evaluate_ranking(model, ds, split=args.eval, batch_size=args.eval_batch_size)
-        result.update({f"{args.eval}_{k}": v for k, v in metrics.items()})
-        result["eval_seconds"] = round(time.time() - t1, 1)
-    if args.save and args.eval == "test":  # a publishable run (hadamard_zoo.pretrained.publish)
-        import shlex
-        import sys
-
-        words = list(sys.argv[1:] if argv is None else argv)
-        command = f"KERAS_BACKEND={keras.config.backend()} python -m hadamard_zoo.training.kg " + shlex.join(words)
-        result["final_weights"] = args.save
-        result["manifest_entry"] = manifest_entry(args.model, ds, metrics, model.count_params(), args.save, command)
-    print(json.dumps(result, indent=2))
+        shutil.copyfile(result["final_weights"], args.save)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(result, f, indent=2, default=str)
     return result
 
 

@@ -1,4 +1,5 @@
-"""Character-level language-model training with ``model.fit`` (Tiny Shakespeare by default).
+"""The character language-model task: ``train`` with ``model.fit`` (Tiny Shakespeare by default),
+``evaluate`` (validation nats per character) and its manifest entry.
 
 The model maps int ids ``(batch, T)`` to logits ``(batch, T, vocab)``; the loss is
 sparse cross-entropy from logits averaged over every position, so ``val_loss`` is
@@ -18,7 +19,13 @@ import numpy as np
 
 from hadamard_zoo.data.text import char_windows
 from hadamard_zoo.text import CharTokenizer
-from hadamard_zoo.training import recipes as R
+from hadamard_zoo.training.callbacks import standard_callbacks
+from hadamard_zoo.training.command_text import command_line
+from hadamard_zoo.training.fit import fit_remaining, open_run
+from hadamard_zoo.training.manifest_entry import manifest_entry
+from hadamard_zoo.training.plots import plot_history
+from hadamard_zoo.training.run_dir import RunDir
+from hadamard_zoo.training.tasks import builder_takes
 
 CONTEXT_ARG_NAMES = ("context_length", "sequence_length", "max_length", "max_len", "block_size", "seq_len", "maxlen")
 
@@ -81,13 +88,13 @@ def model_arguments(model_name, recipe_args, tokenizer, context_length=None):
     """The recipe's ``model_args`` plus the ``CharTokenizer``'s vocabulary (size, and the tokenizer when the builder
     takes one, so the trained model can generate text) and, when the recipe sets one, the context length."""
     args = dict(recipe_args or {})
-    if R.builder_takes(model_name, "vocab_size") and "vocab_size" not in args:
+    if builder_takes(model_name, "vocab_size") and "vocab_size" not in args:
         args["vocab_size"] = len(tokenizer)
-    if R.builder_takes(model_name, "tokenizer") and "tokenizer" not in args:
+    if builder_takes(model_name, "tokenizer") and "tokenizer" not in args:
         args["tokenizer"] = tokenizer.get_config()
     if context_length is not None:
         for name in CONTEXT_ARG_NAMES:
-            if R.builder_takes(model_name, name) and name not in args:
+            if builder_takes(model_name, name) and name not in args:
                 args[name] = int(context_length)
                 break
     return args
@@ -163,7 +170,7 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     eval_bs = recipe.eval_batch_size or bs
     val_ds = WindowBatches(x_val, y_val, eval_bs)
 
-    run = R.RunDir(output_dir or f"runs/{model_name}")
+    run = RunDir(output_dir or f"runs/{model_name}")
     run.create()
     identity = {"model": model_name, "dataset": text["name"]}
     def build():
@@ -176,9 +183,9 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
         return built, args
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    net, initial_epoch, model_args = R.open_run(run, recipe, steps, resume, build, loss, model_name, identity)
+    net, initial_epoch, model_args = open_run(run, recipe, steps, resume, build, loss, model_name, identity)
 
-    command = command or R.command_line(
+    command = command or command_line(
         model_name, recipe, dataset=text["name"] if text["name"] != "text" else None, limit=limit,
         output_dir=str(run.path) if output_dir is not None else None,
     )
@@ -189,9 +196,9 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
         "backend": keras.config.backend(), "keras": keras.__version__, "python": platform.python_version(),
         "train_command": command,
     })
-    cbs = R.standard_callbacks(run, recipe, "val_loss", "min", [train_ds], bits_per_char=True,
+    cbs = standard_callbacks(run, recipe, "val_loss", "min", [train_ds], bits_per_char=True,
                                resumed=initial_epoch > 0) + list(callbacks)
-    history = R.fit_remaining(net, run, recipe, train_ds, val_ds, initial_epoch, cbs, verbose)
+    history = fit_remaining(net, run, recipe, train_ds, val_ds, initial_epoch, cbs, verbose)
     nats = mean_nll(net, x_eval, y_eval, eval_bs)
     results = {
         **identity, "dataset_display": text["display"], "epochs_done": len(history.get("epoch", [])),
@@ -203,18 +210,36 @@ def train(model, recipe, dataset=None, output_dir=None, resume=True, limit=None,
     }
     print(f"{model_name}: validation loss {nats:.4f} nats/char = {nats / math.log(2):.4f} bits/char "
           f"({y_eval.size} characters of {text['display']}).", flush=True)
-    png = R.plot_history(run, ("bits_per_char",), title=f"{model_name} on {text['display']}")
+    png = plot_history(run, ("bits_per_char",), title=f"{model_name} on {text['display']}")
     results["learning_curve"] = str(png) if png else None
     if isinstance(model, str) and text["name"] != "text":
-        from hadamard_zoo.pretrained import sha256_of
-
-        tag = f"{model_name}.{text['name']}"
-        results["manifest_entry"] = {
-            "name": tag, "model": model_name, "default": True, "file": f"{tag}.weights.h5",
-            "sha256": sha256_of(run.final), "dataset": text["display"], "split": "val",
-            "metric": "nats_per_char", "value": round(nats, 4), "params": results["params"],
-            "train_command": command, "eval_command": f"hadamard-zoo eval {tag}" + (f" --limit {limit}" if limit else ""),
-            "backend": keras.config.backend(), "date": R.now(), "model_args": model_args, "context_length": T,
-        }
+        results["manifest_entry"] = manifest_entry(
+            model_name, text["name"], run.final, dataset=text["display"], split="val", metric="nats_per_char",
+            value=nats, params=results["params"], train_command=command, limit=limit, model_args=model_args,
+            context_length=T,
+        )
     run.write_json(run.results_json, results)
     return results
+
+
+def evaluate(checkpoint, dataset=None, limit=None, batch_size=None, data_dir=None, cache_dir=None):
+    """Validation loss (nats and bits per character) of ``checkpoint`` (a
+    :class:`hadamard_zoo.training.evaluate.Checkpoint`) on ``dataset``'s validation text,
+    in non-overlapping windows of the run's context length (``limit``: the first that many windows)."""
+    from hadamard_zoo.training.recipes import resolve_recipe
+
+    text = load_text(dataset, data_dir)
+    run, entry, name = checkpoint.run or {}, checkpoint.entry or {}, checkpoint.model_name
+    tokenizer = CharTokenizer(list(run.get("vocab") or sorted(set(text["train"] + text["val"]))))
+    T = run.get("context_length") or entry.get("context_length")
+    recipe = resolve_recipe(name) if name else None
+    if T is None and recipe is not None:
+        T = recipe.context_length
+    net = checkpoint.build(lambda: model_arguments(name, recipe.model_args, tokenizer, recipe.context_length))
+    if T is None:
+        T = default_context_length(name if checkpoint.kind != "keras" else net, recipe.model_args if recipe else None)
+    x, y = char_windows(tokenizer.encode(text["val"]), int(T), limit=limit)
+    nats = mean_nll(net, x, y, batch_size or 64)
+    return {"model": name or net.name, "dataset": text["display"], "split": "val", "metric": "nats_per_char",
+            "value": nats, "bits_per_char": nats / math.log(2.0), "n": int(y.size), "limit": limit,
+            "context_length": int(T)}

@@ -16,7 +16,7 @@ that differ there is refused rather than silently taking one of them.
 
 The result is a run folder like ``train``'s (``run.json``, ``final.weights.h5``,
 ``results.json`` with the test metric and a ready ``weights/manifest.json`` entry),
-so :func:`hadamard_zoo.pretrained.publish` ships it like any trained run.
+so :func:`hadamard_zoo.release.publish` ships it like any trained run.
 
 >>> from hadamard_zoo.training.soup import soup
 >>> soup("monet_cifar", ["monet_cifar.cifar10_stage3", "monet_cifar.cifar10_stage4",
@@ -34,7 +34,10 @@ import numpy as np
 
 from hadamard_zoo import pretrained
 from hadamard_zoo.training import recipes as R
+from hadamard_zoo.training.run_dir import RunDir
+from hadamard_zoo.training.splits import split_indices, subset_indices
 from hadamard_zoo.training.swa import batch_norm_layers, recalibrate_batch_norm
+from hadamard_zoo.training.tasks import task_for
 
 
 def _ingredient(model_name, spec):
@@ -43,9 +46,9 @@ def _ingredient(model_name, spec):
     pretrained.verify(path, entry)
     args = (entry or {}).get("model_args")
     if entry is None:
-        from hadamard_zoo.training.evaluate import _run_json_near
+        from hadamard_zoo.training.evaluate import run_json_near
 
-        run = _run_json_near(Path(path))
+        run = run_json_near(Path(path))
         if run is not None and run.get("model") == model_name:
             args = run.get("model_args")
     return path, entry, args
@@ -111,8 +114,10 @@ def soup(model, ingredients, dataset=None, output_dir=None, batch_size=128, limi
     if len(set(ingredients)) != len(ingredients):
         raise ValueError(f"the same checkpoint is named twice in {ingredients}; a uniform soup takes each once.")
     model_name = M.get_config(model).name
-    if R.task_for(model_name) != "classifier":
-        raise ValueError(f"soups are built for image classifiers; {model_name!r} is a {R.task_for(model_name)} model.")
+    task = task_for(model_name)
+    if task.name != "classifier":
+        raise ValueError(f"soups are built for image classifiers; {model_name!r} is a {task.name} model "
+                         f"({task.model_kind}). Average checkpoints of a classifier instead.")
     found = [_ingredient(model_name, spec) for spec in ingredients]
     args = [a for _, _, a in found if a is not None]
     if any(a != args[0] for a in args):
@@ -126,13 +131,13 @@ def soup(model, ingredients, dataset=None, output_dir=None, batch_size=128, limi
     net = M.create_model(model_name, **model_args)
     count = average_checkpoints(net, [p for p, _, _ in found])
 
-    train_idx = R.split_indices(len(data["x_train"]), recipe.validation_split, recipe.seed)[0]
+    train_idx = split_indices(len(data["x_train"]), recipe.validation_split, recipe.seed)[0]
     train_idx = train_idx[: int(limit)] if limit is not None else train_idx  # a seeded subset, as train's
     x_tr = data["x_train"][np.sort(train_idx)]  # the recipe's training images (validation held out), stored order
     batches = C.ArrayBatches(x_tr, np.zeros(len(x_tr), np.int32), batch_size)
     recalibrate_batch_norm(net, batches)
 
-    run = R.RunDir(output_dir or f"runs/{model_name}_soup")
+    run = RunDir(output_dir or f"runs/{model_name}_soup")
     run.path.mkdir(parents=True, exist_ok=True)
     net.save_weights(str(run.final))
     options = {"--dataset": data["name"] if data["name"] not in ("arrays", recipe.dataset) else None,
@@ -147,7 +152,7 @@ def soup(model, ingredients, dataset=None, output_dir=None, batch_size=128, limi
         "backend": keras.config.backend(), "keras": keras.__version__, "python": platform.python_version(),
         "train_command": command,
     })
-    idx = R.subset_indices(len(data["x_test"]), limit)
+    idx = subset_indices(len(data["x_test"]), limit)
     acc = C.top1(net, data["x_test"][idx], data["y_test"][idx])
     if verbose:
         print(f"{model_name}: uniform soup of {count} checkpoints ({', '.join(ingredients)}); BatchNorm recomputed "

@@ -350,7 +350,6 @@ def build_rotate(
     uni_weight=False,
     regularization=0.0,
     dataset=None,
-    data_dir=None,
     entity_vocab=None,
     relation_vocab=None,
     chunk_size=None,
@@ -361,27 +360,28 @@ def build_rotate(
 
     Args:
         num_entities, num_relations: table sizes (a paper variant holds its dataset's).
-        dataset: a :class:`hadamard_zoo.data.kg.KGDataset` or a known name
-            (``"WN18RR"``...), read with ``data_dir``; its sizes replace
-            ``num_entities`` / ``num_relations`` and its names become the vocabularies
-            (so ``create_model("rotate_small", dataset=ds)`` fits any KG).
-        training: the recipe of the variant (batch size, negatives, lr, steps...),
-            stored on the model as ``model.training_config`` for
-            :func:`hadamard_zoo.training.kg.train_kg`; it does not change the model.
+        dataset: a :class:`hadamard_zoo.data.kg.KGDataset` (``hadamard_zoo.data.kg.load_kg(name)``):
+            its sizes replace ``num_entities`` / ``num_relations`` and its names become the
+            vocabularies (so ``create_model("rotate_small", dataset=ds)`` fits any KG). The
+            builder reads no files: a dataset *name* is refused with what to pass instead.
+        training: deprecated and ignored for the model (it never changed it); training
+            settings are recipes in ``zoo_configs/recipes/kg.yaml``. Kept on the model as
+            ``model.training_config`` for code that read it, with a ``DeprecationWarning``.
         other arguments: see :class:`RotatE`.
     """
+    if isinstance(dataset, str):
+        raise ValueError(
+            f"build_rotate reads no datasets: pass dataset=hadamard_zoo.data.kg.load_kg({dataset!r}) (a KGDataset), "
+            f"or num_entities= and num_relations=."
+        )
     if dataset is not None:
-        if isinstance(dataset, str):
-            from hadamard_zoo.data import kg
-
-            dataset = kg.load_kg(dataset, data_dir=data_dir)
         num_entities, num_relations = dataset.num_entities, dataset.num_relations
         entity_vocab = dataset.entities if entity_vocab is None else entity_vocab
         relation_vocab = dataset.relations if relation_vocab is None else relation_vocab
     if num_entities is None or num_relations is None:
         raise ValueError(
-            "build_rotate needs num_entities and num_relations, or dataset= (a KGDataset or a known "
-            "name such as 'WN18RR') to take them from."
+            "build_rotate needs num_entities and num_relations, or dataset= (a KGDataset from "
+            "hadamard_zoo.data.kg.load_kg) to take them from."
         )
     model = RotatE(
         num_entities, num_relations, hidden_dim=hidden_dim, gamma=gamma, epsilon=epsilon,
@@ -390,5 +390,11 @@ def build_rotate(
         regularization=regularization, entity_vocab=entity_vocab, relation_vocab=relation_vocab,
         chunk_size=chunk_size, name=name,
     )
-    model.training_config = dict(training or {})
+    if training is not None:
+        import warnings
+
+        warnings.warn("build_rotate(training=...) is deprecated: KG training settings are recipes in "
+                      "zoo_configs/recipes/kg.yaml (hadamard_zoo.training.resolve_recipe).", DeprecationWarning,
+                      stacklevel=2)
+        model.training_config = dict(training)
     return model
