@@ -7,7 +7,11 @@
 Both install into the Python that runs this script (use a virtual environment
 if you prefer: ``python3 -m venv .venv && .venv/bin/python tasks.py test``).
 Set ``HADAMARD_ZOO_BACKENDS=jax,torch`` to restrict the backends, and
-``HADAMARD_ZOO_SKIP_INSTALL=1`` to skip the installation step.
+``HADAMARD_ZOO_SKIP_INSTALL=1`` to skip the installation step. Tests marked
+``@pytest.mark.backends(...)`` (full-split checkpoint evaluations, notebooks...) run on
+one backend per run, skipped elsewhere with a reason naming it; ``HADAMARD_ZOO_EVERY_BACKEND=1``
+runs them on every backend. Each backend's run ends with its 15 slowest tests, and a
+backend whose run collected no test (pytest exit 5) counts as failed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 BACKENDS = ("jax", "tensorflow", "torch")
+DURATIONS = 15  # pytest --durations: the slowest tests, printed at the end of each backend's run
 
 
 def run(cmd, env=None, check=True):
@@ -77,14 +82,26 @@ def test(args):
     for backend in backends():
         print(f"\n===== tests on KERAS_BACKEND={backend} =====", flush=True)
         start = time.time()
-        code = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], env=backend_env(backend), check=False)
+        # --durations: each backend's run ends with its slowest tests (docs: CONTRIBUTING.md, "Test budget")
+        pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--durations={DURATIONS}", *args]
+        code = run(pytest, env=backend_env(backend), check=False)
         results[backend] = (code, time.time() - start)
     print("\n===== summary =====")
     for backend, (code, seconds) in results.items():
-        status = "passed" if code == 0 else ("no tests collected" if code == 5 else f"FAILED (exit {code})")
-        print(f"{backend:>10}: {status} in {seconds:.0f}s")
+        print(f"{backend:>10}: {status_of(code)} in {seconds:.0f}s")
+    print(f"{'total':>10}: {sum(seconds for _, seconds in results.values()):.0f}s")
     if any(code != 0 for code, _ in results.values()):
         sys.exit(1)
+
+
+def status_of(code):
+    """pytest's exit code in words. Exit 5 (no test collected) is a failure: a backend whose run
+    collected nothing proved nothing, and CI must not pass on it."""
+    if code == 0:
+        return "passed"
+    if code == 5:
+        return "FAILED (no tests collected, pytest exit 5)"
+    return f"FAILED (exit {code})"
 
 
 def main(argv):

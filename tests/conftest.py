@@ -8,6 +8,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets"))
+BACKENDS = ("jax", "tensorflow", "torch")
+EVERY_BACKEND_ENV = "HADAMARD_ZOO_EVERY_BACKEND"  # =1: run @pytest.mark.backends(...) tests on every backend too
 
 
 def pytest_report_header(config):
@@ -33,6 +35,38 @@ def shared_datasets():
     if not os.path.isdir(SHARED):
         pytest.skip(f"real datasets not found at {SHARED}")
     return SHARED
+
+
+def one_backend_targets(names, running=None):
+    """The backends a ``@pytest.mark.backends(*names)`` test runs under in this run.
+
+    ``running``: the backends ``tasks.py test`` runs this time (``$HADAMARD_ZOO_BACKENDS``; all
+    when unset). If it leaves out every backend the test names, the test moves to the first
+    backend that does run, so a restricted ``tasks.py test`` still runs each such test once.
+    """
+    running = os.environ.get("HADAMARD_ZOO_BACKENDS", "") if running is None else running
+    running = [b.strip() for b in running.split(",") if b.strip()] if isinstance(running, str) else list(running)
+    if running and not set(names) & set(running):
+        return (running[0],)
+    return tuple(names)
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.backends("torch")``: a costly test whose backend makes no difference to what
+    it proves runs on one backend per CI run (``tasks.py test`` runs the suite once per backend)
+    and is skipped on the others with a reason naming where it runs. One mechanism for the
+    whole suite; ``HADAMARD_ZOO_EVERY_BACKEND=1`` runs such tests on every backend."""
+    marker = item.get_closest_marker("backends")
+    if marker is None or os.environ.get(EVERY_BACKEND_ENV, "") not in ("", "0"):
+        return
+    names = marker.args
+    unknown = set(names) - set(BACKENDS)
+    if not names or unknown:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.backends needs backend names from {BACKENDS}, got {names}")
+    targets = one_backend_targets(names)
+    if keras.config.backend() not in targets:
+        why = marker.kwargs.get("reason", "one backend per CI run")
+        pytest.skip(f"runs under {'/'.join(targets)} only ({why}; {EVERY_BACKEND_ENV}=1 runs it on every backend)")
 
 
 def pytest_configure(config):

@@ -1,5 +1,6 @@
 """CoPE generator training (task "gan") and its evaluation: Fréchet distance, class agreement, sample grid."""
 
+import functools
 import json
 
 import numpy as np
@@ -39,7 +40,26 @@ def _synthetic(n, seed):
     return x, y
 
 
-def test_gan_training_checkpoints_resumes_and_evaluates(tmp_path):
+# Test budget (CONTRIBUTING.md). The two training tests evaluate 20 samples per class instead of the
+# recipe's 1,000: what they check (the run folder, resume, the moving average, the result keys) does
+# not depend on the count, and the full-size evaluation of a trained generator (10,000 samples) is
+# test_checkpoints.py's `hadamard-zoo eval cope_generator_fmnist.fashion_mnist`. They run under torch
+# only (17 s there; 60 s on jax, 50 s on tensorflow): train()'s run folder, resume and shipping are
+# backend-independent Python, while each backend's ConditionalGAN train step (hadamard_zoo/training/
+# gan.py), its moving average included, is fitted on every backend by test_models_cope.py's
+# test_gan_loop_steps_and_discriminator_learns_separable_toy and
+# test_gan_generator_moving_average_and_its_standing_statistics.
+N_PER_CLASS = 20
+ONE_BACKEND = pytest.mark.backends("torch", reason="each backend's GAN train step is fitted in test_models_cope.py")
+
+
+@pytest.fixture
+def small_evaluation(monkeypatch):
+    monkeypatch.setattr(GEN, "evaluate_generator", functools.partial(GEN.evaluate_generator, n_per_class=N_PER_CLASS))
+
+
+@ONE_BACKEND
+def test_gan_training_checkpoints_resumes_and_evaluates(tmp_path, small_evaluation):
     data = (_synthetic(64, 0), _synthetic(40, 1))
     out = tmp_path / "cope"
     kw = dict(dataset=data, batch_size=8, g_batch_size=8, steps_per_epoch=2, output_dir=out, verbose=0)
@@ -48,6 +68,7 @@ def test_gan_training_checkpoints_resumes_and_evaluates(tmp_path):
     assert first["iterations"] == 2 and 0.0 <= first["value"] <= 1.0
     assert np.isfinite(first["frechet_distance"]) and first["frechet_distance"] >= 0
     assert len(first["class_accuracy_per_class"]) == 10
+    assert first["n_generated"] == 10 * N_PER_CLASS  # the evaluation the run made is the one patched above
     second = training.train("cope_generator_fmnist", epochs=2, resume=True, **kw)
     rows = (out / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # epoch 1 kept, epoch 2 appended
@@ -59,7 +80,8 @@ def test_gan_training_checkpoints_resumes_and_evaluates(tmp_path):
         training.train("cope_generator_fmnist", epochs=3, resume=True, **{**kw, "batch_size": 16})
 
 
-def test_gan_training_with_a_moving_average_ships_and_resumes_it(tmp_path):
+@ONE_BACKEND
+def test_gan_training_with_a_moving_average_ships_and_resumes_it(tmp_path, small_evaluation):
     """g_ema_momentum: the average is saved per epoch, restored on resume, and is what
     final.weights.h5 holds; the live generator is evaluated beside it."""
     import keras
@@ -73,6 +95,7 @@ def test_gan_training_with_a_moving_average_ships_and_resumes_it(tmp_path):
     assert (out / "epoch_001.gen_ema.weights.h5").exists()
     second = training.train("cope_generator_fmnist", epochs=2, resume=True, **kw)
     assert second["iterations"] == 4 and "moving average" in second["shipped"]
+    assert second["n_generated"] == 10 * N_PER_CLASS
     assert json.loads((out / "run.json").read_text())["command"].startswith("hadamard-zoo train cope_generator_fmnist")
     assert 0.0 <= second["live_generator"]["value"] <= 1.0
     shipped, average = models.create_model("cope_generator_fmnist"), models.create_model("cope_generator_fmnist")

@@ -19,12 +19,8 @@ nbclient = pytest.importorskip("nbclient")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # The notebooks take about a minute each; CI runs them once, under torch (the quick start itself
-# compares all three backends in subprocesses). HADAMARD_ZOO_NOTEBOOK_BACKENDS=all (or a list) widens that.
-_WANTED = os.environ.get("HADAMARD_ZOO_NOTEBOOK_BACKENDS", "torch")
-pytestmark = pytest.mark.skipif(
-    _WANTED != "all" and keras.config.backend() not in _WANTED.split(","),
-    reason=f"notebooks run under {_WANTED} only (HADAMARD_ZOO_NOTEBOOK_BACKENDS=all runs them on every backend)",
-)
+# compares all three backends in subprocesses): @pytest.mark.backends, tests/conftest.py.
+# HADAMARD_ZOO_EVERY_BACKEND=1 runs them on every backend.
 NOTEBOOKS = sorted(p.name for p in EXAMPLES.glob("*.ipynb"))
 
 
@@ -43,6 +39,7 @@ def _needs(name):
 
 
 @pytest.mark.notebook
+@pytest.mark.backends("torch", reason="the notebooks run once per CI run")
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs(name, tmp_path):
     try:
