@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import pytest
 
 from hadamard_zoo import cli
@@ -134,9 +133,7 @@ def test_delegation_forwards_argv(tmp_path, monkeypatch):
         cli.delegate("hadamard_zoo.no_such_module", [])
 
 
-@pytest.mark.skipif(
-    keras.config.backend() != "jax", reason="the entry point does not depend on the backend: checked once, under jax"
-)
+@pytest.mark.backends("jax", reason="the entry point does not depend on the backend")
 def test_python_dash_m_entry_point():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-m", "hadamard_zoo", "info", "pinet_cpp"], cwd=ROOT, env=env,
